@@ -467,25 +467,29 @@ def _set_aside_stale(out: Path, result: ImportReport, warn: Callable[[str], None
     if result.replaced:
         warn(f"{len(result.replaced)} image(s) imported replaced the mask of that name in "
              f"{printable(masks)} (the first: {result.replaced[0]})")
-    renamed = list(dict.fromkeys(n for n in result.renamed if n not in result.written))
+    renamed = _moved_aside(out, result.renamed, result.written)
     if renamed:
-        (out / "stale_masks").mkdir(exist_ok=True)
-        for name in renamed:
-            os.replace(masks / f"{name}.png", out / "stale_masks" / f"{name}.png")
         warn(f"{len(renamed)} mask(s) of an earlier import named a picture now imported under "
              f"the name that tells it apart from another of its name (the first: "
              f"{renamed[0]}), moved to {printable(out / 'stale_masks')} so that training does "
              f"not use that picture twice")
-    stale = list(dict.fromkeys(n for n in result.stale
-                               if n not in result.written and n not in renamed))
+    stale = _moved_aside(out, result.stale, [*result.written, *renamed])
     if stale:
-        (out / "stale_masks").mkdir(exist_ok=True)
-        for name in stale:
-            os.replace(masks / f"{name}.png", out / "stale_masks" / f"{name}.png")
         warn(f"{len(stale)} image(s) not imported had a mask from an earlier import, moved to "
              f"{printable(out / 'stale_masks')} so that training does not use it (the first: "
              f"{stale[0]}): fix the annotations and import again, or move a mask back to "
              f"masks/ to train on it")
+
+
+def _moved_aside(out: Path, names: list[str], kept: list[str]) -> list[str]:
+    """The masks of ``names`` not in ``kept`` moved from ``masks/`` to ``stale_masks/``."""
+    keep = set(kept)
+    moved = list(dict.fromkeys(n for n in names if n not in keep))
+    if moved:
+        (out / "stale_masks").mkdir(exist_ok=True)
+    for name in moved:
+        os.replace(out / "masks" / f"{name}.png", out / "stale_masks" / f"{name}.png")
+    return moved
 
 
 def _grouped_errors(failed: list[tuple[AnnotatedImage, str]]) -> list[str]:

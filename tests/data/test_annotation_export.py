@@ -177,6 +177,15 @@ def test_coco_export_decodes_with_pycocotools_to_the_label_map() -> None:
     np.testing.assert_array_equal(back, label)
 
 
+def test_coco_categories_recorded_with_one_id_keep_it_for_the_first_class_only() -> None:
+    anns = [{"category_id": k} for k in (1, 2, 3)]
+    doc = coco_document([], anns, ["bg", "car", "truck", "dog"],
+                        sources={"car": {"id": 3}, "truck": {"id": 3}})
+    assert [(c["name"], c["id"]) for c in doc["categories"]] == [
+        ("car", 3), ("truck", 4), ("dog", 5)]
+    assert [a["category_id"] for a in doc["annotations"]] == [3, 4, 5]
+
+
 def test_crack_rings_of_a_region_with_a_hole() -> None:
     mask = np.zeros((5, 5), bool)
     mask[1:4, 1:4] = True

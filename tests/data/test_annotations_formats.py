@@ -829,6 +829,21 @@ def test_coco_category_id_of_a_class_recorded_before_is_kept_with_one_line(
            f"recorded first, which predictions write: 'dog' 18 (here 19)" in said
 
 
+def test_a_new_class_of_a_coco_category_id_another_class_holds_is_not_recorded_with_one_line(
+        tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0,
+                                 "segmentation": [[0, 0, 9, 0, 9, 9, 0, 9]]}])
+    import_annotations("coco", path, tmp_path / "out")  # car 3, dog 18
+    path.write_text(path.read_text().replace('"name": "car"', '"name": "truck"'))
+    said: list[str] = []
+    import_annotations("coco", path, tmp_path / "out", report=said.append)
+    config = yaml.safe_load((tmp_path / "out" / "dataset.yaml").read_text())
+    assert "truck" in config["classes"] and "truck" not in config["coco_categories"]
+    assert f"warning: {tmp_path / 'out' / 'dataset.yaml'}: new classes whose COCO category id " \
+           f"a recorded class holds are numbered after the largest id in predictions: " \
+           f"'truck' 3 (that of 'car')" in said
+
+
 def test_label_studio_pictures_of_one_stem_are_named_apart_from_every_other_picture(
         tmp_path: Path) -> None:
     # IMG.jpg and IMG.png tell the files apart, not their names; site_a__IMG_0001 exists.

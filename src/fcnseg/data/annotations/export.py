@@ -317,12 +317,17 @@ def coco_document(images: Sequence[dict[str, Any]], annotations: Sequence[dict[s
     """A COCO instances document (``annotations``' category ids: class indices); categories
     are the classes other than ``background``, with the ``id`` and ``supercategory`` of their
     COCO category in ``sources`` (by class name), the others numbered on after the largest
-    such id; without ``sources``, a class's id is its index."""
+    such id (as is a class whose recorded id an earlier class holds); without ``sources``, a
+    class's id is its index."""
     sources = sources or {}
     ids, free = {}, max((int(c["id"]) for c in sources.values()), default=0)
     for k, name in enumerate(class_names):
-        free += bool(sources) and name not in sources and k != background
-        ids[k] = int(sources[name]["id"]) if name in sources else free if sources else k
+        taken = [ids[j] for j in ids if j != background]
+        if name in sources and int(sources[name]["id"]) not in taken:
+            ids[k] = int(sources[name]["id"])
+        else:
+            free += bool(sources) and k != background
+            ids[k] = free if sources else k
     categories = [{"id": ids[k], "name": str(n),
                    "supercategory": str(sources.get(n, {}).get("supercategory", ""))}
                   for k, n in enumerate(class_names) if k != background]

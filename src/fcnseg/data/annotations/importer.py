@@ -894,9 +894,16 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
 def _coco_categories(coco: Mapping[str, Any], labels: LabelSet, earlier: Mapping[str, Any],
                      say: Callable[[str], None], path: Path) -> dict[str, Any]:
     """dataset.yaml's ``coco_categories``: those recorded, then the new classes' (``coco``);
-    one warning when the export gives a recorded class another id."""
+    one warning when the export gives a recorded class another id, one when it gives a new
+    class the id of another (left unrecorded: predictions number it after the largest)."""
     recorded = dict(earlier.get("coco_categories", {}))
+    holder = {c["id"]: n for n, c in recorded.items()}
     coco = {n: c for n, c in coco.items() if n in labels.classes}
+    if shared := [f"{n!r} {c['id']} (that of {holder[c['id']]!r})" for n, c in coco.items()
+                  if n not in recorded and c["id"] in holder]:
+        say(f"warning: {printable(path)}: new classes whose COCO category id a recorded class "
+            f"holds are numbered after the largest id in predictions: {', '.join(shared)}")
+        coco = {n: c for n, c in coco.items() if n in recorded or c["id"] not in holder}
     if moved := [f"{n!r} {recorded[n]['id']} (here {c['id']})" for n, c in coco.items()
                  if n in recorded and recorded[n]["id"] != c["id"]]:
         say(f"warning: {printable(path)}: classes keep the COCO category ids recorded first, "

@@ -158,9 +158,10 @@ def create_app(segmenter: Segmenter, limits: ServiceLimits | None = None, /, *,
     app.state.metrics = ServiceMetrics(segmenter)
     app.add_middleware(ReadBodyFirst, max_bytes=limits.max_upload_bytes,
                        timeout_s=limits.body_timeout_s)
-    # Outermost: the id and the counts cover ReadBodyFirst's 413 and 408 too. app.routes: the
-    # app's list, which the router and the /static mount below join.
-    app.add_middleware(RequestTelemetry, metrics=app.state.metrics, routes=app.routes)
+    # Outermost: the id and the counts cover ReadBodyFirst's 413 and 408 too.
+    app.add_middleware(RequestTelemetry, metrics=app.state.metrics,
+                       paths={app.openapi_url, *(route.path for route in router.routes)},
+                       mounts=["/static"])
     app.add_exception_handler(HTTPException, http_error_response)
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.include_router(router)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fcnseg.inference import Segmenter
@@ -75,24 +74,26 @@ class ServiceMetrics:
             self.pixels.inc(size[0] * size[1])
 
 
-def route_label(scope: Scope, routes: Sequence[BaseRoute]) -> str:
-    """The route a request is counted under: the path of the route it matched (a mount's, such
-    as ``/static``, for the files it serves), also for an answer given before routing (413,
-    408), else ``unmatched`` (arbitrary paths would make a metric of every URL a scanner
-    tries)."""
-    route = scope.get("route")  # FastAPI's own routes, once routed
-    if route is None:  # answered before routing, or by a Starlette route or mount
-        route = next((r for r in routes if r.matches(scope)[0] is not Match.NONE), None)
-    return getattr(route, "path", None) or "unmatched"
-
-
 class RequestTelemetry:
     """ASGI middleware: the request id (in ``scope["state"]["request_id"]`` and the answer's
-    ``X-Request-ID``) and the metrics, labelled by :func:`route_label` among ``routes``."""
+    ``X-Request-ID``) and the metrics, labelled by route: the matched route's path, or (for an
+    answer given before routing, 413 and 408, or by a route of Starlette's) the request's path
+    when one of ``paths``, or the mount of ``mounts`` it is below (``/static``), else
+    ``unmatched`` (arbitrary paths would make a metric of every URL a scanner tries)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics,
-                 routes: Sequence[BaseRoute]) -> None:
-        self.app, self.metrics, self.routes = app, metrics, routes
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, paths: Collection[str],
+                 mounts: Collection[str] = ()) -> None:
+        self.app, self.metrics, self.paths, self.mounts = app, metrics, paths, mounts
+
+    def route(self, scope: Scope) -> str:
+        """The route label of an answered request."""
+        if matched := getattr(scope.get("route"), "path", None):  # FastAPI's, once routed
+            return matched
+        path = scope["path"]
+        if path in self.paths:
+            return path
+        return next((mount for mount in self.mounts if path.startswith(f"{mount}/")),
+                    "unmatched")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,5 +122,5 @@ class RequestTelemetry:
         finally:
             self.metrics.in_flight.dec()
             if status:  # else the client left before an answer
-                self.metrics.count(route_label(scope, self.routes), status,
-                                   time.perf_counter() - started, state)
+                self.metrics.count(self.route(scope), status, time.perf_counter() - started,
+                                   state)

@@ -915,3 +915,15 @@ def test_label_studio_reimport_naming_pictures_apart_sets_their_earlier_mask_asi
     assert [p.stem for p in (out / "stale_masks").iterdir()] == ["IMG_0001"]
     assert (out / "train.txt").read_text().split() == sorted(report.written)
     assert any("tells it apart" in line and "IMG_0001" in line for line in report.warnings)
+
+
+def test_label_studio_reimport_naming_pictures_apart_sets_their_earlier_picture_aside(
+        tmp_path: Path) -> None:
+    urls = ["/data/local-files/?d=site_a/IMG_0001.jpg", "/data/local-files/?d=site_b/IMG_0001.jpg"]
+    for sub in ("site_a", "site_b"):
+        picture(tmp_path / "photos" / sub / "IMG_0001.jpg")
+    options, out = ImportOptions(images=tmp_path / "photos", val_fraction=0), tmp_path / "out"
+    import_annotations("labelstudio", label_studio_sites(tmp_path, urls[:1]), out, options)
+    report = import_annotations("labelstudio", label_studio_sites(tmp_path, urls), out, options)
+    assert sorted(p.stem for p in (out / "images").iterdir()) == sorted(report.written)
+    assert [p.name for p in (out / "stale_images").iterdir()] == ["IMG_0001.jpg"]

@@ -544,8 +544,28 @@ def test_an_image_not_imported_again_has_its_earlier_mask_moved_aside(tmp_path: 
     listed = (out / "train.txt").read_text() + (out / "val.txt").read_text()
     assert listed.split() == ["a"]
     assert f"warning: 1 image(s) not imported had a mask from an earlier import, moved to " \
-           f"{out / 'stale_masks'} so that training does not use it (the first: b): fix the " \
-           f"annotations and import again, or move a mask back to masks/ to train on it" in said
+           f"{out / 'stale_masks'} and its picture to stale_images so that training does not " \
+           f"use it (the first: b): fix the annotations and import again, or move a mask back " \
+           f"to masks/ and its picture to images/ to train on it" in said
+
+
+def test_the_picture_of_a_mask_moved_aside_moves_too_and_the_folder_checks_clean(
+        tmp_path: Path, capsys) -> None:
+    labelme_file(tmp_path / "src", "a", ["car"])
+    broken = labelme_file(tmp_path / "src", "b", ["car"])
+    out = tmp_path / "out"
+    import_annotations("labelme", tmp_path / "src", out)
+    picture = next((out / "images").glob("b.*"))
+    earlier = picture.read_bytes()
+    doc = json.loads(broken.read_text())
+    doc["shapes"][0].update(shape_type="polygon", points=[[0, 0], [5, 5]])
+    broken.write_text(json.dumps(doc))
+    import_annotations("labelme", tmp_path / "src", out)
+    assert (out / "stale_images" / picture.name).read_bytes() == earlier
+    assert sorted(p.stem for p in (out / "images").iterdir()) == ["a"]
+    assert main(["check-data", "--dataset", "folder", "--root", str(out),
+                 "--num-workers", "0"]) == 0
+    assert "missing mask" not in capsys.readouterr().out
 
 
 def test_the_import_takes_the_cvat_mask_format_in_either_spelling(tmp_path: Path) -> None:

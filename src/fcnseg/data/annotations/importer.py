@@ -471,24 +471,32 @@ def _set_aside_stale(out: Path, result: ImportReport, warn: Callable[[str], None
     if renamed:
         warn(f"{len(renamed)} mask(s) of an earlier import named a picture now imported under "
              f"the name that tells it apart from another of its name (the first: "
-             f"{renamed[0]}), moved to {printable(out / 'stale_masks')} so that training does "
-             f"not use that picture twice")
+             f"{renamed[0]}), moved to {printable(out / 'stale_masks')} (its picture to "
+             f"stale_images) so that training does not use that picture twice")
     stale = _moved_aside(out, result.stale, [*result.written, *renamed])
     if stale:
         warn(f"{len(stale)} image(s) not imported had a mask from an earlier import, moved to "
-             f"{printable(out / 'stale_masks')} so that training does not use it (the first: "
-             f"{stale[0]}): fix the annotations and import again, or move a mask back to "
-             f"masks/ to train on it")
+             f"{printable(out / 'stale_masks')} and its picture to stale_images so that "
+             f"training does not use it (the first: {stale[0]}): fix the annotations and "
+             f"import again, or move a mask back to masks/ and its picture to images/ to train "
+             f"on it")
 
 
 def _moved_aside(out: Path, names: list[str], kept: list[str]) -> list[str]:
-    """The masks of ``names`` not in ``kept`` moved from ``masks/`` to ``stale_masks/``."""
+    """The masks of ``names`` not in ``kept`` moved from ``masks/`` to ``stale_masks/``, their
+    pictures from ``images/`` to ``stale_images/`` (``images/`` holds only pictures with a
+    mask, as an import writes it: a picture left there would be a missing mask)."""
     keep = set(kept)
     moved = list(dict.fromkeys(n for n in names if n not in keep))
-    if moved:
-        (out / "stale_masks").mkdir(exist_ok=True)
+    if not moved:
+        return moved
+    (out / "stale_masks").mkdir(exist_ok=True)
+    pictures = [p for p in (out / "images").iterdir() if p.stem in set(moved)]
     for name in moved:
         os.replace(out / "masks" / f"{name}.png", out / "stale_masks" / f"{name}.png")
+    for picture in pictures:
+        (out / "stale_images").mkdir(exist_ok=True)
+        os.replace(picture, out / "stale_images" / picture.name)
     return moved
 
 

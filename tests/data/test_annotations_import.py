@@ -580,3 +580,10 @@ def test_an_unknown_import_format_is_named_as_it_was_typed(tmp_path: Path, capsy
         main(["import", "coco_json", "x", "--out", str(tmp_path / "out")])
     assert "argument FORMAT: invalid choice: 'coco_json' (choose from 'labelme', 'coco', " \
            "'cvat-mask', 'cvat', 'labelstudio')" in capsys.readouterr().err
+
+
+def test_writing_an_image_keeps_the_picture_of_a_name_it_begins(tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["car"])
+    labelme_file(tmp_path / "src", "a.b", ["car"])
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out")
+    assert sorted(p.stem for p in (tmp_path / "out" / "images").iterdir()) == ["a", "a.b"]

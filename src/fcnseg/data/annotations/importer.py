@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import glob
 import io
 import os
 import shlex
@@ -442,8 +443,9 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
                            if partly_outside(s, height, width)]
         if points := [f"{source}: {s.where}" for s in item.shapes if s.kind == "point"]:
             result.points[item.name] = points
-        for old in (out / "images").glob(f"{item.name}.*"):
-            old.unlink()
+        for old in (out / "images").glob(f"{glob.escape(item.name)}.*"):
+            if old.stem == item.name:  # not a.b.png of the image a.b when writing a
+                old.unlink()
         _write_image(picture, out / "images", item.name)
         if (out / "masks" / f"{item.name}.png").is_file():
             result.replaced.append(item.name)

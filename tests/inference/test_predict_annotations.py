@@ -668,3 +668,15 @@ def test_coco_names_pictures_given_one_by_one_below_the_folder_they_share(
     doc = json.loads((out / "annotations.coco.json").read_text())
     assert sorted(i["file_name"] for i in doc["images"]) == [
         "day1/DJI_0001.png", "day2/DJI_0001.png"]
+
+
+def test_coco_names_pictures_given_by_paths_through_a_parent_folder_below_it(
+        make_checkpoint, flights, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(flights / "day2")  # ../day1/DJI_0001.png beside DJI_0001.png
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(make_checkpoint()), "../day1/DJI_0001.png",
+                 "DJI_0001.png", "--out", str(out), "--no-progress", "--io-workers", "0",
+                 "--format", "coco"]) == 0
+    doc = json.loads((out / "annotations.coco.json").read_text())
+    assert sorted(i["file_name"] for i in doc["images"]) == [
+        "day1/DJI_0001.png", "day2/DJI_0001.png"]

@@ -238,7 +238,8 @@ class PreAnnotations:
         if self.rank:
             written.append(self._write_ranking(entries))
         chosen = entries[: self.top] if self.rank and self.top is not None else entries
-        self._shared = Path(os.path.commonpath([e.path.absolute().parent for e in entries]))
+        # abspath, not Path.absolute: ../x/a.jpg beside b.jpg is x/a.jpg below their parent.
+        self._shared = Path(os.path.commonpath([os.path.abspath(e.path.parent) for e in entries]))
         if self.fmt in ("labelme", "cvat"):  # COCO and Label Studio name pictures by path
             chosen = self._unique_stems(chosen)
         if self.fmt == "labelme":
@@ -348,5 +349,5 @@ class PreAnnotations:
         the pictures written share (their file name, where they are in one folder)."""
         folder = next((f for f in self.image_folders if path.is_relative_to(f)), None)
         if folder is None:
-            return path.absolute().relative_to(self._shared).as_posix()
+            return Path(os.path.abspath(path)).relative_to(self._shared).as_posix()
         return path.relative_to(folder).as_posix()

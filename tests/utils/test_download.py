@@ -117,6 +117,18 @@ def test_a_zip_whose_compressed_data_is_corrupt_is_a_clear_error(tmp_path):
     with pytest.raises(DownloadError, match="could not be extracted"):
         extract_archive(archive, tmp_path / "out")
 
+
+def test_a_zip_member_named_in_utf8_without_its_flag_is_extracted_as_unzip_names_it(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("images/cafXX.png", b"x")  # 'café' is 5 UTF-8 bytes: patched in below
+    # as macOS's Archive Utility writes it: the name's UTF-8 bytes, not flagged as UTF-8
+    archive.write_bytes(archive.read_bytes().replace(b"cafXX", "café".encode()))
+    extract_archive(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "images" / "café.png").read_bytes() == b"x"
+
 def _tar(path, members):
     """A tar archive of ``(name, "file" | "dir")`` members, in this order."""
     import io

@@ -172,6 +172,8 @@ def extract_archive(archive: PathLike, into: PathLike) -> Path:
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    info.filename = zip_member_name(info)
                 _extract_all(archive, [(i.filename, stat.S_ISLNK(i.external_attr >> 16),
                                         functools.partial(zf.extract, i, tmp))
                                        for i in zf.infolist()])
@@ -191,6 +193,18 @@ def extract_archive(archive: PathLike, into: PathLike) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     return into
 
+
+
+def zip_member_name(info: zipfile.ZipInfo) -> str:
+    """A zip member's name as ``unzip`` writes it: UTF-8 where its bytes are UTF-8 without the
+    flag that says so (macOS's Archive Utility, Info-ZIP on Linux), which Python reads as
+    cp437 (``café`` as ``caf├⌐``); else Python's."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
 
 def _extract_all(archive: Path, members: list[tuple[str, bool, Callable[[], object]]]) -> None:
     """Check every member (name, is a link, extract) before extracting any; one that clashes

@@ -62,7 +62,7 @@ from fcnseg.data.images import (
 )
 from fcnseg.data.palette import background_indices, palette_for
 from fcnseg.data.rasters import layout_of, raster_info
-from fcnseg.utils.download import DownloadError, extract_archive
+from fcnseg.utils.download import DownloadError, extract_archive, zip_member_name
 from fcnseg.utils.file_kinds import zip_expansion_problem
 from fcnseg.utils.files import FileSignature, digest_if_unchanged, file_signature
 
@@ -151,18 +151,18 @@ def _member_differing(src: Path, folder: Path) -> str | None:
         for info in z.infolist():
             if info.is_dir():
                 continue
-            path = folder / info.filename
+            path = folder / zip_member_name(info)
             try:
                 if path.stat().st_size != info.file_size:
-                    return info.filename
+                    return zip_member_name(info)
                 crc = 0
                 with path.open("rb") as f:
                     while chunk := f.read(1 << 20):
                         crc = zlib.crc32(chunk, crc)
             except OSError:
-                return info.filename
+                return zip_member_name(info)
             if crc != info.CRC:
-                return info.filename
+                return zip_member_name(info)
     return None
 
 
@@ -170,7 +170,8 @@ def _top_folder(src: Path) -> str:
     """The one folder a zip archive's members all lie in (a folder zipped whole, macOS's
     ``__MACOSX/`` aside), else ''."""
     with zipfile.ZipFile(src) as z:
-        names = [n for n in z.namelist() if not n.startswith("__MACOSX/")]
+        names = [n for n in map(zip_member_name, z.infolist())
+                 if not n.startswith("__MACOSX/")]
     tops = {n.split("/", 1)[0] for n in names}
     return tops.pop() if len(tops) == 1 and all("/" in n for n in names) else ""
 

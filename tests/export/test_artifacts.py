@@ -198,3 +198,23 @@ def test_an_onnx_export_whose_weights_changed_says_so_once_on_load_and_in_info(
         assert main(["info", str(path)]) == 0
         assert ("changed:     the file changed since fcnseg wrote it" in capsys.readouterr().out
                 ) is changed
+
+
+def test_an_onnx_export_with_its_weights_moved_to_external_data_has_not_changed(
+        export_checkpoint, tmp_path) -> None:
+    import onnx
+
+    from fcnseg.weightfiles.artifacts import read_onnx
+
+    written = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+                 "--out", str(written), "--height", "32", "--width", "32"]) == 0
+    moved = tmp_path / "moved.onnx"
+    onnx.save(onnx.load(str(written)), str(moved), save_as_external_data=True,
+              location="moved.onnx.data", size_threshold=0)
+    assert read_onnx(moved)[1]["changed"] is False
+    data = tmp_path / "moved.onnx.data"
+    weights = bytearray(data.read_bytes())
+    weights[:4] = bytes(255 - b for b in weights[:4])  # one weight changed
+    data.write_bytes(bytes(weights))
+    assert read_onnx(moved)[1]["changed"] is True

@@ -126,8 +126,34 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
                                 f"export writes (nested too deeply or too long a number)"
                                 ) from None
     recorded = meta.get(GRAPH_DIGEST)
+    changed = None if recorded is None else recorded != _file_graph_digest(raw)
+    if changed and _keeps_external_data(proto):  # its weights moved to a file beside it
+        digest = _external_graph_digest(proto, Path(path).parent)
+        changed = None if digest is None else digest != recorded
     return meta, {"parameters": sum(math.prod(t.dims) for t in proto.graph.initializer),
-                  "changed": None if recorded is None else recorded != _file_graph_digest(raw)}
+                  "changed": changed}
+
+
+def _keeps_external_data(proto: Any) -> bool:
+    from onnx.external_data_helper import uses_external_data
+
+    return any(uses_external_data(t) for t in proto.graph.initializer)
+
+
+def _external_graph_digest(proto: Any, folder: Path) -> str | None:
+    """:func:`graph_digest` of ``proto`` with the weights it keeps in external data files (in
+    ``folder``) read back in as fcnseg wrote them; None where they cannot be read (onnxruntime
+    then says why)."""
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    moved = [t for t in proto.graph.initializer if uses_external_data(t)]
+    try:
+        load_external_data_for_model(proto, str(folder))
+    except Exception:  # noqa: BLE001 - a missing or unsafe file: not ours to judge here
+        return None
+    for tensor in moved:
+        tensor.ClearField("data_location")  # DEFAULT, set explicitly by the loader
+    return graph_digest(proto.graph)
 
 
 def graph_changed_text(path: str | os.PathLike[str]) -> str:

@@ -476,6 +476,21 @@ def test_an_export_zip_beside_which_nothing_can_be_written_is_one_line_naming_it
                               f"folder")
 
 
+
+def test_an_export_zip_unpacked_meanwhile_by_another_process_is_read(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from fcnseg.data.annotations import importer
+
+    def racing(archive: Path, into: Path) -> None:
+        extract_archive(archive, into)
+        extract_archive(archive, tmp_path / "task")  # another rank of the training, faster
+
+    extract_archive = importer.extract_archive
+    archive = zipped(write_source("cvat", tmp_path / "task"))
+    monkeypatch.setattr(importer, "extract_archive", racing)
+    report = import_annotations("cvat", archive, tmp_path / "out")
+    assert report.written == ["i0", "i1", "i2"] and not report.errors
+
 @pytest.mark.parametrize("fmt", ["coco", "labelstudio"])
 def test_a_zip_given_for_a_json_format_is_one_line_and_nothing_is_unpacked(
         fmt, tmp_path: Path) -> None:

@@ -137,6 +137,8 @@ def _unpack(src: Path, folder: Path) -> None:
     except DownloadError as e:
         raise ValueError(str(e)) from None
     except OSError as e:
+        if folder.is_dir() and _member_differing(src, folder) is None:
+            return  # unpacked meanwhile by another process (the ranks of one training)
         raise ValueError(f"{printable(src)}: cannot unpack it into {printable(folder)} "
                          f"({e.strerror or e}): unpack it where files can be written and give "
                          f"that folder") from None

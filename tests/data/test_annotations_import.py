@@ -533,13 +533,24 @@ def test_an_export_zipped_with_its_folder_is_read_below_that_folder(tmp_path: Pa
 # -- Importing into a folder imported into before -------------------------------------------------
 
 def test_masks_an_import_replaces_are_counted_in_one_line(tmp_path: Path) -> None:
+    for stem in "abc":
+        labelme_file(tmp_path / "src", stem, ["car"])
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out")
+    labelme_file(tmp_path / "src", "b", ["car", "person"])  # corrected since
+    labelme_file(tmp_path / "src", "c", ["person"])
+    said: list[str] = []
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out", report=said.append)
+    assert f"warning: 2 image(s) imported replaced another mask of that name in " \
+           f"{tmp_path / 'out' / 'masks'} (the first: b)" in said
+
+
+def test_masks_an_import_writes_again_unchanged_are_not_counted_as_replaced(
+        tmp_path: Path) -> None:
     labelme_file(tmp_path / "src", "a", ["car"])
-    labelme_file(tmp_path / "src", "b", ["car"])
     import_annotations("labelme", tmp_path / "src", tmp_path / "out")
     said: list[str] = []
     import_annotations("labelme", tmp_path / "src", tmp_path / "out", report=said.append)
-    assert f"warning: 2 image(s) imported replaced the mask of that name in " \
-           f"{tmp_path / 'out' / 'masks'} (the first: a)" in said
+    assert not any("replaced" in line for line in said)
 
 
 def test_an_image_not_imported_again_has_its_earlier_mask_moved_aside(tmp_path: Path) -> None:

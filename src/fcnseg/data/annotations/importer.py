@@ -450,7 +450,7 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
             if old.stem == item.name:  # not a.b.png of the image a.b when writing a
                 old.unlink()
         _write_image(picture, out / "images", item.name)
-        if (out / "masks" / f"{item.name}.png").is_file():
+        if _other_pixels(out / "masks" / f"{item.name}.png", label):
             result.replaced.append(item.name)
         mask = Image.fromarray(label, mode="P")
         mask.putpalette(palette.reshape(-1).tolist())
@@ -464,13 +464,26 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
     return failed
 
 
+def _other_pixels(mask: Path, label: np.ndarray) -> bool:
+    """Whether the mask file ``mask`` exists and holds other pixels than ``label`` (an
+    unreadable one counts as other)."""
+    if not mask.is_file():
+        return False
+    try:
+        with Image.open(mask) as earlier:
+            pixels = np.asarray(earlier)
+    except (OSError, ValueError):
+        return True
+    return pixels.shape != label.shape or not np.array_equal(pixels, label)
+
+
 def _set_aside_stale(out: Path, result: ImportReport, warn: Callable[[str], None]) -> None:
     """Moves the masks earlier imports wrote of images not imported now to ``stale_masks/``
     (their annotations changed since: training must not use the old labels); counts those
     replaced and those moved in a line each."""
     masks = out / "masks"
     if result.replaced:
-        warn(f"{len(result.replaced)} image(s) imported replaced the mask of that name in "
+        warn(f"{len(result.replaced)} image(s) imported replaced another mask of that name in "
              f"{printable(masks)} (the first: {result.replaced[0]})")
     renamed = _moved_aside(out, result.renamed, result.written)
     if renamed:

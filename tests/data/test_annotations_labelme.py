@@ -227,6 +227,25 @@ def test_importing_corrections_keeps_the_earlier_unannotated_list_less_them(
     assert (out / "unannotated.txt").read_text() == f"{src / 'c.png'}\n"
 
 
+def test_importing_corrections_of_every_listed_image_leaves_the_list_empty(
+        src: Path, tmp_path: Path) -> None:
+    # A labelling loop reads the list again each round: it stays, empty, once all is done.
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    Image.new("RGB", (60, 40)).save(src / "b.png")
+    out = tmp_path / "out"
+    import_annotations("labelme", src, out)
+    assert (out / "unannotated.txt").read_text() == f"{src / 'b.png'}\n"
+    corrections = tmp_path / "corrections"
+    corrections.mkdir()
+    doc = json.loads(write_labelme(corrections, "b", [shape("cat", [[0, 0], [5, 5]],
+                                                            "rectangle")], image=False)
+                     .read_text())
+    doc["imagePath"] = os.path.relpath(src / "b.png", corrections)
+    (corrections / "b.json").write_text(json.dumps(doc))
+    assert import_annotations("labelme", corrections, out).written == ["b"]
+    assert (out / "unannotated.txt").read_text() == ""
+
+
 def test_a_label_only_points_use_is_no_class_and_needs_no_labels_entry(
         src: Path, tmp_path: Path) -> None:
     write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle"),

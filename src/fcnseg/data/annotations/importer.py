@@ -823,7 +823,8 @@ def _absent_lines(absent: list[Path]) -> list[str]:
 
 def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Path]) -> None:
     """Writes unannotated.txt: the images still to annotate, earlier ones kept, each existing
-    picture once (:func:`_pictures_once`)."""
+    picture once (:func:`_pictures_once`); a list written before is left empty, not removed,
+    when none is left."""
     unannotated = out / "unannotated.txt"
     listed = (unannotated.read_text(encoding="utf-8", errors="replace")
               if unannotated.is_file() else "")
@@ -831,10 +832,9 @@ def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Pa
     # Absolute: `fcnseg predict $(cat unannotated.txt)` works from any folder.
     now = [Path(os.path.abspath(p)) for p in unannotated_now]
     lines = [printable(p) for p in _pictures_once([*earlier, *now], imported)]
-    if lines:
+    # A list written before stays, empty once all is annotated: a labelling loop reads it again.
+    if lines or unannotated.is_file():
         unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    elif unannotated.exists():
-        unannotated.unlink()
 
 
 def _listed_path(line: str) -> Path:

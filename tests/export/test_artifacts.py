@@ -165,6 +165,20 @@ def test_an_onnx_export_keeps_its_checkpoints_metrics(recipe_checkpoint, tmp_pat
     assert "mean IU 43.21" in capsys.readouterr().out
 
 
+def test_an_onnx_export_keeps_its_checkpoints_coco_categories(export_checkpoint, export_classes,
+                                                              tmp_path) -> None:
+    from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+
+    coco = {"car": {"id": 3, "supercategory": "vehicle"}}
+    ckpt = save_checkpoint(tmp_path / "coco.pt", build_model_from_checkpoint(
+        load_checkpoint(export_checkpoint("same"))), class_names=export_classes,
+        coco_categories=coco)
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    assert Segmenter.from_checkpoint(out).coco_categories == coco  # predict --format coco's ids
+
+
 def _tampered(path: Path, out: Path) -> Path:
     """``path`` with its largest weight overwritten, its metadata kept as written."""
     import onnx

@@ -257,7 +257,8 @@ class Segmenter:
     # -- description ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """A JSON-able description: architecture, geometry, classes, palette, convention (and
-        ``heads``, the class names of each head, for a model with several)."""
+        ``heads``, the class names of each head, for a model with several; ``coco_categories``
+        where the classes record them, which exports carry on)."""
         heads = {"heads": {h: list(n) for h, n in self.heads.items()}} if self.heads else {}
         return {
             **heads, "arch": self.arch, "geometry": self.geometry,
@@ -266,6 +267,7 @@ class Segmenter:
             "ignore_color": self.palette[self.ignore_index].tolist()
             if 0 <= self.ignore_index < 256 else None,
             "input_convention": self.input_convention.to_dict(),
+            **({"coco_categories": self.coco_categories} if self.coco_categories else {}),
             "temperature": self.temperature,
             "precision": self.runner.reported_precision,
             **({"runtime": self.runtime} if self.runtime else {}),

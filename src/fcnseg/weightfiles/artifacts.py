@@ -221,7 +221,8 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
          "build_kwargs": {"num_classes": len(names), "geometry": meta.get("geometry")},
          "input_convention": meta["input_convention"]},
         {"names": names, "palette": palette, "ignore_index": ignore_index,
-         **({"heads": head_classes} if head_classes else {})},
+         **({"heads": head_classes} if head_classes else {}),
+         **{k: meta[k] for k in ("coco_categories",) if k in meta}},
         recipe={"data": {"val": meta["validation_data"]}}
         if isinstance(meta.get("validation_data"), dict) else {},
         metrics=meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},

@@ -359,6 +359,18 @@ def test_an_import_whose_validation_split_is_empty_says_so(src: Path, tmp_path: 
     assert len(report.written) == 2
 
 
+def test_an_import_whose_training_split_is_empty_says_so(src: Path, tmp_path: Path) -> None:
+    # By the hash of their names, "c" and "d" both fall into val at 0.9.
+    for stem in ("c", "d"):
+        write_labelme(src, stem, [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    report = import_annotations("labelme", src, tmp_path / "out",
+                                ImportOptions(val_fraction=0.9))
+    assert (tmp_path / "out" / "train.txt").read_text() == ""
+    assert [w for w in report.warnings if "train.txt: no image fell into the training split"
+            in w and "smaller --val-fraction" in w and "\n" not in w] != []
+    assert len(report.written) == 2
+
+
 def test_check_data_reads_labelme_with_the_class_order_of_a_labels_file(
         src: Path, tmp_path: Path, capsys) -> None:
     write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle"),

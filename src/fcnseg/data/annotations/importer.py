@@ -764,6 +764,11 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
              f"or of the video for its frames): "
              f"training with data.val on this folder would have nothing to validate on; "
              f"import again with a larger --val-fraction")
+    if names and "train" not in split.values():
+        warn(f"{out / 'train.txt'}: no image fell into the training split (about "
+             f"{options.val_fraction:g} of the names go to val.txt, chosen by a hash of the "
+             f"name, or of the video for its frames): training on this folder would have "
+             f"nothing to train on; import again with a smaller --val-fraction")
 
 
 def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | None:

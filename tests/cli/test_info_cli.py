@@ -442,6 +442,28 @@ def test_a_label_studio_export_is_described_with_its_labels(tmp_path, capsys) ->
     assert lines["labels"].strip() == "dog ×2, car ×1"
 
 
+def test_label_studio_tasks_holding_predictions_count_them_as_predicted(tmp_path,
+                                                                        capsys) -> None:
+    # What fcnseg predict --format labelstudio writes: predictions, no annotations.
+    def prediction(*labels: str) -> list[dict]:
+        return [{"model_version": "fcnseg", "result": [
+            {"type": "polygonlabels", "from_name": "label", "to_name": "image",
+             "original_width": 40, "original_height": 30,
+             "value": {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": [label]}}
+            for label in labels]}]
+
+    tasks = [{"data": {"image": "/data/local-files/?d=a.jpg"},
+              "predictions": prediction("disc", "box")},
+             {"data": {"image": "/data/local-files/?d=b.jpg"}, "predictions": prediction("disc")}]
+    path = tmp_path / "tasks.labelstudio.json"
+    path.write_text(json.dumps(tasks))
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["contents"].strip() == ("Label Studio annotations: 2 image(s), 0 shape(s), "
+                                         "3 predicted shape(s)")
+    assert lines["labels"].strip() == "predicted: disc ×2, box ×1"
+
+
 def test_invalid_json_names_the_file_and_the_error(tmp_path, capsys) -> None:
     (tmp_path / "broken.json").write_text('{"shapes": [')
     assert main(["info", str(tmp_path / "broken.json")]) == 2

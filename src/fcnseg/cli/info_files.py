@@ -221,11 +221,21 @@ def annotation_record(doc: Any, base: dict[str, Any]) -> dict[str, Any] | None:
                 "shapes": len(doc["annotations"]), "categories": categories}
     tasks = doc if isinstance(doc, list) else None
     if tasks and all("data" in fields_of(t) for t in tasks):
-        firsts = [(t.get("annotations") or [{}])[0] for t in tasks]
-        results = [fields_of(r) for a in firsts for r in fields_of(a).get("result") or []]
+        results = _label_studio_results(tasks, "annotations")
+        # fcnseg predict --format labelstudio writes predictions, not annotations.
+        predicted = _label_studio_results(tasks, "predictions")
         return {**base, "kind": "annotations", "format": "Label Studio", "images": len(tasks),
-                "shapes": len(results), "labels": dict(_label_studio_labels(results))}
+                "shapes": len(results), "labels": dict(_label_studio_labels(results)),
+                "predicted_shapes": len(predicted),
+                "predicted_labels": dict(_label_studio_labels(predicted))}
     return None
+
+
+def _label_studio_results(tasks: list[Any], key: str) -> list[dict[str, Any]]:
+    """The results of each task's first entry of ``key`` (annotations or predictions), the
+    one Label Studio shows."""
+    firsts = [(fields_of(t).get(key) or [{}])[0] for t in tasks]
+    return [fields_of(r) for a in firsts for r in fields_of(a).get("result") or []]
 
 
 def _label_studio_labels(results: list[dict[str, Any]]) -> Counter:
@@ -269,6 +279,21 @@ def _values_text(rec: dict[str, Any]) -> str:
     return f"{len(values)}: {first_few(shown, 12)}{ignore}"
 
 
+def _annotations_summary(rec: dict[str, Any]) -> list[str]:
+    """The ``contents`` and ``labels`` lines of an annotation file, its predictions (Label
+    Studio tasks) counted apart from its annotations."""
+    labels = rec.get("labels") or {}
+    names = (", ".join(f"{k} ×{v}" for k, v in labels.items()) if labels
+             else ", ".join(map(str, rec.get("categories") or [])) or "none")
+    contents = f"{rec['format']} annotations: {rec['images']} image(s), {rec['shapes']} shape(s)"
+    if rec.get("predicted_shapes"):
+        contents += f", {rec['predicted_shapes']} predicted shape(s)"
+        predicted = ", ".join(f"{k} ×{v}" for k, v in rec["predicted_labels"].items())
+        names = f"{names}; predicted: {predicted or 'none'}" if labels else \
+            f"predicted: {predicted or 'none'}"
+    return [f"contents:    {contents}", f"labels:      {names}"]
+
+
 def data_file_summary(rec: dict[str, Any]) -> list[str]:
     """The ``contents`` lines of :func:`data_file_record`'s record (no file or size line)."""
     kind = rec["kind"]
@@ -280,12 +305,7 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
         return [f"contents:    CSV table, {rec['rows']} rows; columns: "
                 f"{', '.join(rec['columns']) or 'none'}"]
     if kind == "annotations":
-        labels = rec.get("labels") or {}
-        names = (", ".join(f"{k} ×{v}" for k, v in labels.items()) if labels
-                 else ", ".join(map(str, rec.get("categories") or [])) or "none")
-        return [f"contents:    {rec['format']} annotations: {rec['images']} image(s), "
-                f"{rec['shapes']} shape(s)",
-                f"labels:      {names}"]
+        return _annotations_summary(rec)
     if kind == "image":
         lines = [f"contents:    {rec['format']} image, {rec['width']}×{rec['height']}, "
                  f"mode {rec['mode']}"]

@@ -45,7 +45,9 @@ class ChannelNormalize(nn.Module):
             out = out.flip(-3)
         normal = (out * c.scale - self.mean.to(dtype)) / self.std.to(dtype)
         if c.bands is not None:
-            normal = torch.where(_without_data(out, c.nodata), 0.0, normal)
+            missing = _without_data(out, c.nodata, nan=x.is_floating_point())
+            if missing is not None:  # in place: no second full-size copy on the hot path
+                normal.masked_fill_(missing, 0.0)
         return _as(self.mean, normal)
 
     def describe(self) -> dict[str, Any]:
@@ -77,11 +79,15 @@ class LogDepth(nn.Module):
         return f"mean={self.log_mean}"
 
 
-def _without_data(values: torch.Tensor, nodata: float | None) -> torch.Tensor:
-    """N×1×H×W: the pixels whose every band is ``nodata`` or any band NaN
-    (:func:`~fcnseg.data.rasters.nodata_mask`'s rule)."""
-    missing = values.isnan().any(dim=1, keepdim=True)
-    return missing if nodata is None else missing | (values == nodata).all(dim=1, keepdim=True)
+def _without_data(values: torch.Tensor, nodata: float | None, *,
+                  nan: bool = True) -> torch.Tensor | None:
+    """N×1×H×W: the pixels whose every band is ``nodata`` or (``nan``: the input was float) any
+    band NaN (:func:`~fcnseg.data.rasters.nodata_mask`'s rule); None where neither can be."""
+    missing = values.isnan().any(dim=1, keepdim=True) if nan else None
+    if nodata is None:
+        return missing
+    equal = (values == nodata).all(dim=1, keepdim=True)
+    return equal if missing is None else missing | equal
 
 
 def _as(like: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -463,7 +463,7 @@ def test_readme_states_the_export_check_as_the_code_makes_it() -> None:
     start = text.index("fcnseg export --checkpoint best.pt --format onnx")
     export = " ".join(text[start:start + 1500].split())
     assert "only if it is below 1e-4" not in export  # the check is relative to the logits
-    assert "max(`--atol`, `--rtol` × the largest logit)" in export
+    assert "max(`--atol`, `--rtol` × that sample's largest logit)" in export
     assert DEFAULT_ATOL == DEFAULT_RTOL == 1e-4 and "both 1e-4 by default" in export
 
 

@@ -127,6 +127,21 @@ def test_torchscript_export_runs_at_another_size(export_checkpoint, export_class
     assert meta["class_names"] == export_classes and meta["geometry"] == "caffe"
 
 
+def test_export_says_each_samples_tolerance_from_its_own_logits(export_checkpoint, tmp_path,
+                                                                capsys) -> None:
+    rc = main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+               "--out", str(tmp_path / "model.onnx"), "--height", "32", "--width", "32",
+               "--atol", "0", "--rtol", "0.01"])
+    assert rc == 0
+    verified = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("verified ")]
+    assert len(verified) == 2
+    for line in verified:  # 0.01 × that sample's largest logit, as the check takes it
+        largest = float(line.split("(logits up to ")[1].split(")")[0])
+        tolerance = float(line.split("below its tolerance ")[1])
+        assert tolerance == pytest.approx(0.01 * largest, rel=0.01)
+
+
 def test_failed_verification_leaves_an_existing_file_alone(export_checkpoint, tmp_path,
                                                            capsys) -> None:
     out = tmp_path / "model.onnx"

@@ -232,3 +232,21 @@ def test_an_onnx_export_with_its_weights_moved_to_external_data_has_not_changed(
     weights[:4] = bytes(255 - b for b in weights[:4])  # one weight changed
     data.write_bytes(bytes(weights))
     assert read_onnx(moved)[1]["changed"] is True
+
+
+def test_an_onnx_export_whose_metadata_another_tool_edited_has_not_changed(
+        export_checkpoint, tmp_path) -> None:
+    import onnx
+
+    from fcnseg.weightfiles.artifacts import read_onnx
+
+    written = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+                 "--out", str(written), "--height", "32", "--width", "32"]) == 0
+    proto = onnx.load(str(written))
+    onnx.helper.set_model_props(proto, {**{e.key: e.value for e in proto.metadata_props},
+                                        "author": "someone else"})
+    proto.producer_name, proto.model_version = "another tool", 7
+    edited = tmp_path / "edited.onnx"
+    onnx.save(proto, str(edited))
+    assert read_onnx(edited)[1]["changed"] is False

@@ -177,3 +177,13 @@ def test_the_services_own_files_and_schema_are_counted_under_their_routes(client
     assert _requests(samples, "/static", "404") == 1
     assert _requests(samples, "/openapi.json", "200") == 1
     assert not any(dict(labels).get("route") == "unmatched" for _, labels in samples)
+
+
+def test_metrics_answer_in_the_text_format_with_the_created_series_the_docs_name(client):
+    # docs/serve.md names both: prometheus_client's content type and its _created series.
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    client.get("/healthz")
+    r = client.get("/metrics")
+    assert r.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert re.search(r'^fcnseg_requests_created\{route="/healthz",status="200"\} ', r.text, re.M)

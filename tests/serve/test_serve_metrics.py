@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -104,6 +105,10 @@ def test_an_oversized_or_unprintable_request_id_is_replaced(client, given):
     assert MADE_ID.fullmatch(r.headers["x-request-id"]), r.headers["x-request-id"]
 
 
+def _access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [rec.getMessage() for rec in caplog.records if rec.name == "fcnseg.serve.access"]
+
+
 def test_the_access_line_carries_the_request_id_and_image_size(segmenter, make_image,
                                                                live_server, caplog):
     server = live_server(create_app(segmenter, batching=False))
@@ -114,9 +119,13 @@ def test_the_access_line_carries_the_request_id_and_image_size(segmenter, make_i
             r = httpx.post(f"{server.url}/v1/segment?token=secret", files=_png(make_image, 40, 24),
                            headers={"X-Request-ID": "trace-42"}, timeout=30)
             assert r.status_code == 200
+            # The server writes the line after the answer is sent: wait for it, not for a race.
+            deadline = time.monotonic() + 30
+            while not _access_lines(caplog) and time.monotonic() < deadline:
+                time.sleep(0.01)
     finally:
         access.removeHandler(caplog.handler)
-    lines = [rec.getMessage() for rec in caplog.records if rec.name == "fcnseg.serve.access"]
+    lines = _access_lines(caplog)
     assert len(lines) == 1, lines
     assert re.fullmatch(r'request_id=trace-42 image=24x40 127\.0\.0\.1:\d+ - '
                         r'"POST /v1/segment HTTP/1\.1" 200 \d+\.\d ms', lines[0]), lines

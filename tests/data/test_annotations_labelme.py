@@ -208,6 +208,18 @@ def test_the_unannotated_list_holds_absolute_paths_usable_from_anywhere(
     assert listed == f"{src / 'IMG 0002.jpg'}\n" and Path(listed.strip()).is_absolute()
 
 
+def _correction_of_b(src: Path, tmp_path: Path) -> Path:
+    """A folder holding a labelme file for picture b of ``src`` (a correction made elsewhere)."""
+    corrections = tmp_path / "corrections"
+    corrections.mkdir()
+    doc = json.loads(write_labelme(corrections, "b", [shape("cat", [[0, 0], [5, 5]],
+                                                            "rectangle")], image=False)
+                     .read_text())
+    doc["imagePath"] = os.path.relpath(src / "b.png", corrections)
+    (corrections / "b.json").write_text(json.dumps(doc))
+    return corrections
+
+
 def test_importing_corrections_keeps_the_earlier_unannotated_list_less_them(
         src: Path, tmp_path: Path) -> None:
     write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
@@ -216,14 +228,7 @@ def test_importing_corrections_keeps_the_earlier_unannotated_list_less_them(
     out = tmp_path / "out"
     import_annotations("labelme", src, out)
     assert (out / "unannotated.txt").read_text() == f"{src / 'b.png'}\n{src / 'c.png'}\n"
-    corrections = tmp_path / "corrections"
-    corrections.mkdir()
-    doc = json.loads(write_labelme(corrections, "b", [shape("cat", [[0, 0], [5, 5]],
-                                                            "rectangle")], image=False)
-                     .read_text())
-    doc["imagePath"] = os.path.relpath(src / "b.png", corrections)
-    (corrections / "b.json").write_text(json.dumps(doc))
-    assert import_annotations("labelme", corrections, out).written == ["b"]
+    assert import_annotations("labelme", _correction_of_b(src, tmp_path), out).written == ["b"]
     assert (out / "unannotated.txt").read_text() == f"{src / 'c.png'}\n"
 
 
@@ -235,14 +240,7 @@ def test_importing_corrections_of_every_listed_image_leaves_the_list_empty(
     out = tmp_path / "out"
     import_annotations("labelme", src, out)
     assert (out / "unannotated.txt").read_text() == f"{src / 'b.png'}\n"
-    corrections = tmp_path / "corrections"
-    corrections.mkdir()
-    doc = json.loads(write_labelme(corrections, "b", [shape("cat", [[0, 0], [5, 5]],
-                                                            "rectangle")], image=False)
-                     .read_text())
-    doc["imagePath"] = os.path.relpath(src / "b.png", corrections)
-    (corrections / "b.json").write_text(json.dumps(doc))
-    assert import_annotations("labelme", corrections, out).written == ["b"]
+    assert import_annotations("labelme", _correction_of_b(src, tmp_path), out).written == ["b"]
     assert (out / "unannotated.txt").read_text() == ""
 
 

@@ -33,7 +33,6 @@ def test_two_images_of_one_id_are_one_line_naming_both_and_left_out(tmp_path: Pa
                              f"image its own id)"]
 
 
-
 def test_one_image_listed_twice_alike_is_imported_once(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3,
                                  "segmentation": SQUARE}], images=("a.jpg", "b.jpg"))
@@ -55,6 +54,7 @@ def test_a_file_name_with_a_line_break_is_named_on_one_line(tmp_path: Path) -> N
     assert report.errors == [f"{path}: images[1] ('b\\nerror: c.jpg') has the id 1 of "
                              f"images[0] ('a.jpg'): annotations cannot tell them apart; neither "
                              f"imported (give each image its own id)"]
+
 
 def test_an_empty_segmentation_is_said_so_naming_its_image(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [

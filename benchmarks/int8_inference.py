@@ -341,6 +341,7 @@ def accuracy(name: str, checkpoint: Path, calib: dict, val: dict, out: Path,
                    if k not in ("sliding_window", "tta", "precision", "optimizations")}
     calib_set, val_set = build_dataset(dict(calib)), build_dataset(dict(val))
     picks = np.linspace(0, len(calib_set) - 1, min(calib_images, len(calib_set))).astype(int)
+
     def quantize(options: QuantizeOptions, path: Path):  # noqa: ANN202
         return quantize_model(
             seg.model, path, description=description,

@@ -146,7 +146,6 @@ def fake_ghostscript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return marker
 
 
-
 @pytest.fixture(scope="session")
 def postscript_bytes() -> bytes:
     """A small, valid EPS file (Pillow writes it without Ghostscript)."""

@@ -12,7 +12,6 @@ from fcnseg.data import build_dataset
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
 
-
 @pytest.fixture(scope="module")
 def bench():
     return load_benchmark("int8_inference")

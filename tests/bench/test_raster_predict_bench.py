@@ -10,7 +10,6 @@ from benchmark_scripts import load_benchmark
 pytest.importorskip("rasterio", reason="the raster extra is not installed")
 
 
-
 @pytest.fixture(scope="module")
 def bench():
     return load_benchmark("raster_predict")

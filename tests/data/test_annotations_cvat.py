@@ -327,7 +327,6 @@ def test_frames_of_one_video_are_split_by_frame_with_a_warning(tmp_path: Path) -
         "would; import the frames of more videos to hold out whole videos"]
 
 
-
 def test_frames_that_change_split_when_another_video_comes_are_warned_of(tmp_path: Path) -> None:
     from fcnseg.data.annotations.val_split import split_of
 

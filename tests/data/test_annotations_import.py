@@ -432,7 +432,6 @@ def test_an_export_zip_that_unpacks_to_far_more_than_its_size_is_refused_in_one_
     assert not (tmp_path / "task").exists()
 
 
-
 def test_an_export_zip_that_fails_to_unpack_leaves_no_folder_read_later(tmp_path: Path) -> None:
     archive = zipped(write_source("cvat", tmp_path / "task"))
     data = bytearray(archive.read_bytes())
@@ -476,7 +475,6 @@ def test_an_export_zip_beside_which_nothing_can_be_written_is_one_line_naming_it
                               f"folder")
 
 
-
 def test_an_export_zip_unpacked_meanwhile_by_another_process_is_read(tmp_path: Path,
                                                                      monkeypatch) -> None:
     from fcnseg.data.annotations import importer
@@ -490,6 +488,7 @@ def test_an_export_zip_unpacked_meanwhile_by_another_process_is_read(tmp_path: P
     monkeypatch.setattr(importer, "extract_archive", racing)
     report = import_annotations("cvat", archive, tmp_path / "out")
     assert report.written == ["i0", "i1", "i2"] and not report.errors
+
 
 @pytest.mark.parametrize("fmt", ["coco", "labelstudio"])
 def test_a_zip_given_for_a_json_format_is_one_line_and_nothing_is_unpacked(
@@ -531,6 +530,7 @@ def test_an_export_zipped_with_its_folder_is_read_below_that_folder(tmp_path: Pa
                 ).all()
 
 # -- Importing into a folder imported into before -------------------------------------------------
+
 
 def test_masks_an_import_replaces_are_counted_in_one_line(tmp_path: Path) -> None:
     for stem in "abc":

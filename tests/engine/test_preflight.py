@@ -249,7 +249,6 @@ def _train_on_grey_cells(tmp_path: Path, monkeypatch, capsys, png_sample: bool) 
     from ondisk import write_grey_16_bit_cells
     from PIL import Image
 
-
     monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
     root = write_grey_16_bit_cells(tmp_path / "d", 2500, count=2,
                                    bands_line="bands: [intensity]\n")
@@ -324,7 +323,6 @@ def test_start_up_warns_of_large_training_images_whatever_the_crop(tmp_path: Pat
 def test_train_warns_at_start_of_mask_values_a_remap_table_leaves_as_classes(tmp_path, capsys):
     import numpy as np
     from PIL import Image
-
 
     spec = write_folder_dataset(tmp_path / "d", count=2, size=32)
     (tmp_path / "d" / "dataset.yaml").write_text("classes: [bg, thing]\nremap: {7: 1}\n")

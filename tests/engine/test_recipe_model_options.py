@@ -16,7 +16,6 @@ def _recipe(tmp_path: Path, text: str, name: str = "mine.yaml") -> Path:
     return path
 
 
-
 def test_an_unknown_option_is_refused_naming_the_file_key_and_model(tmp_path) -> None:
     path = _recipe(tmp_path, "base: folder-cpu\nmodel: {options: {base_channel: 16}}\n")
     with pytest.raises(ConfigError) as e:

@@ -20,7 +20,6 @@ from fcnseg.checkpoint import load_checkpoint
 pytest.importorskip("scipy", reason="SIFT Flow's .mat labels need scipy (the data extra)")
 
 
-
 def test_two_gloo_processes_train_both_heads_as_one_process_with_the_whole_batch(
     tmp_path: Path,
 ) -> None:

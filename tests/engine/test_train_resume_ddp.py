@@ -36,7 +36,6 @@ def _wait_for(path: Path, proc: subprocess.Popen,
         time.sleep(0.005)
 
 
-
 def _iterations_logged(run: Path) -> list[tuple[int, str]]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [(r["iteration"], r.get("split", "train")) for r in map(json.loads, lines)]
@@ -109,7 +108,6 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     # Each process scored half the validation images; the confusion matrices were summed.
     records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").open()]
     assert [r["num_images"] for r in records if r.get("split") == "val"] == [4, 4]
-
 
 
 def _worker_with_rank(launcher: subprocess.Popen, rank: int,

@@ -158,7 +158,6 @@ def test_a_header_over_pillows_own_limit_is_refused_at_the_callers_limit():
         load_image(bytes(data), max_pixels=4194304)
 
 
-
 def test_an_image_over_the_segmenters_limit_names_how_to_raise_it(tmp_path) -> None:
     from fcnseg.inference import to_rgb_uint8
 

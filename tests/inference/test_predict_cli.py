@@ -304,7 +304,6 @@ def test_the_speed_line_counts_only_the_images_written(make_checkpoint, images, 
     assert len(speed) == 1 and speed[0].startswith("predict: 3 images in "), speed
 
 
-
 def test_a_folder_names_each_photo_it_cannot_segment_and_counts_it(
         make_checkpoint, smooth_image, tmp_path, capsys) -> None:
     photos = tmp_path / "photos"

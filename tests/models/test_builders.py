@@ -60,7 +60,6 @@ def test_a_row_shows_its_own_defaults() -> None:
     assert fcn8s_vgg16_bn(3, **TINY_VGG).batch_norm
 
 
-
 @pytest.mark.parametrize("name", ["fcn8s", "fcn8s_resnet18", "siftflow_fcn8s"])
 def test_the_input_convention_a_builder_shows_is_the_one_it_builds(name) -> None:
     import inspect

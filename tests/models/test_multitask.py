@@ -304,7 +304,6 @@ def test_every_builder_round_trips_through_a_checkpoint(arch, tmp_path: Path) ->
         assert torch.equal(before, after)
 
 
-
 def test_staged_initialisation_carries_both_heads_from_32s_to_16s() -> None:
     s32 = _randomized(build_model("siftflow_fcn32s", **SMALL))
     s16 = build_model("siftflow_fcn16s", **SMALL)

@@ -22,7 +22,6 @@ from fcnseg.serve import create_app
 GEOMETRIC_CLASSES = ["sky", "horizontal", "vertical"]
 
 
-
 @pytest.fixture
 def sift_client(siftflow_segmenter: Segmenter) -> Iterator[TestClient]:
     with TestClient(create_app(siftflow_segmenter)) as c:

@@ -103,7 +103,6 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
         extract_archive(archive, tmp_path / "out")
 
 
-
 def test_a_zip_whose_compressed_data_is_corrupt_is_a_clear_error(tmp_path):
     import zipfile
 
@@ -128,6 +127,7 @@ def test_a_zip_member_named_in_utf8_without_its_flag_is_extracted_as_unzip_names
     archive.write_bytes(archive.read_bytes().replace(b"cafXX", "café".encode()))
     extract_archive(archive, tmp_path / "out")
     assert (tmp_path / "out" / "images" / "café.png").read_bytes() == b"x"
+
 
 def _tar(path, members):
     """A tar archive of ``(name, "file" | "dir")`` members, in this order."""

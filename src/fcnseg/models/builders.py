@@ -63,6 +63,7 @@ from fcnseg.weightfiles.published import PRETRAINED
 NOT_RECORDED = ("backbone_weights", "backbone_convention", "weights", "backbone",
                 "stream_weights")
 
+
 # -- the options each trunk family takes (a builder's keyword arguments) -------------------------
 @dataclass
 class ModelOptions:

@@ -41,6 +41,7 @@ GENERIC_ARCHS: dict[str, ReferenceModel] = {
                                    fixed={"scale_pool4": 0.01, "scale_pool3": 0.0001}),
 }
 
+
 @dataclass
 class ConvertedModel:
     """A converted ``.caffemodel``: the fcnseg model (or, for the ImageNet VGG16, only a state

@@ -194,7 +194,6 @@ def extract_archive(archive: PathLike, into: PathLike) -> Path:
     return into
 
 
-
 def zip_member_name(info: zipfile.ZipInfo) -> str:
     """A zip member's name as ``unzip`` writes it: UTF-8 where its bytes are UTF-8 without the
     flag that says so (macOS's Archive Utility, Info-ZIP on Linux), which Python reads as
@@ -205,6 +204,7 @@ def zip_member_name(info: zipfile.ZipInfo) -> str:
         return info.filename.encode("cp437").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return info.filename
+
 
 def _extract_all(archive: Path, members: list[tuple[str, bool, Callable[[], object]]]) -> None:
     """Check every member (name, is a link, extract) before extracting any; one that clashes

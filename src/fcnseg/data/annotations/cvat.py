@@ -43,7 +43,6 @@ from fcnseg.data.layout import read_utf8
 _SUFFIXES = [e for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper())]
 
 
-
 def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
     """CVAT's labelmap.txt: (label, colour) in order."""
     out = []

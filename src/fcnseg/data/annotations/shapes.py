@@ -43,11 +43,11 @@ def printable(path: Path | str) -> str:
     return text
 
 
-
 def quoted(name: str) -> str:
     """``name`` in quotes as written (a Windows path's backslashes single), escaped as Python
     writes strings where it holds a line break or another control character (one line)."""
     return f"'{name}'" if name.isprintable() else repr(name)
+
 
 def sample_name(file_name: str) -> str:
     """The name an image of an annotation file gets in an imported dataset: its path without
@@ -190,6 +190,7 @@ class Annotations:
         for item in [*self.items, *self.listed_empty]:
             for shape in item.shapes:
                 shape.label = new_name(shape.label)
+
         def by_new_name(table: Mapping[str, Any]) -> dict[str, Any]:
             out: dict[str, Any] = {}
             for name, value in table.items():

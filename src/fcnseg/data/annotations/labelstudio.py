@@ -267,7 +267,7 @@ def _task_picture(src: Path, url: str, folders: list[Path], searched: list[Path]
     added to ``searched``."""
     uploads, ends = found
     name = Path(url).name or url
-    plain = _UPLOAD_PREFIX.sub("", name)
+    plain = without_upload_prefix(name)
     by_name = not ends.name_shared(url)
     candidates = [folder.joinpath(*end) for end in ends.unique(url) for folder in folders]
     candidates += [folder / c for c in (name, plain) for folder in folders if by_name]
@@ -352,7 +352,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         path = _task_picture(src, url, folders, searched, found, images)
         name = Path(url).name or url
         told = ends.apart(url)  # pictures of one name: by the end of path that tells apart
-        own_name = Path(_UPLOAD_PREFIX.sub("", name)).stem
+        own_name = Path(without_upload_prefix(name)).stem
         item = AnnotatedImage(name=sample_name(told) if told else own_name, source=src,
                               image_path=path, where=f"task {task.get('id', t)}",
                               image_name=told or name, former_name=own_name if told else "")

@@ -509,11 +509,13 @@ def _moved_aside(out: Path, names: list[str], kept: list[str]) -> list[str]:
     if not moved:
         return moved
     (out / "stale_masks").mkdir(exist_ok=True)
-    pictures = [p for p in (out / "images").iterdir() if p.stem in set(moved)]
+    stems = set(moved)
+    pictures = [p for p in (out / "images").iterdir() if p.stem in stems]
     for name in moved:
         os.replace(out / "masks" / f"{name}.png", out / "stale_masks" / f"{name}.png")
-    for picture in pictures:
+    if pictures:
         (out / "stale_images").mkdir(exist_ok=True)
+    for picture in pictures:
         os.replace(picture, out / "stale_images" / picture.name)
     return moved
 

@@ -219,6 +219,12 @@ class ImportReport:
     renamed: list[str] = field(default_factory=list)  # earlier names of pictures named apart
 
 
+def _region_labels(found: Annotations) -> set[str]:
+    """The labels of ``found``'s region shapes: points mark no region, so a label only points
+    use is no class."""
+    return {s.label for item in found.items for s in item.shapes if s.kind != "point"}
+
+
 def label_set_for(found: Annotations, options: ImportOptions,
                   existing: list[str] | None = None) -> LabelSet:
     """The labels file's classes, or those found (the tool's order, else sorted); after the
@@ -230,8 +236,7 @@ def label_set_for(found: Annotations, options: ImportOptions,
             raise ValueError(f"{options.labels}: its classes {labels.classes} do not start "
                              f"with the classes {existing} of the dataset imported into before")
         return labels
-    # Points mark no region: a label only points use is no class.
-    labels = {s.label for item in found.items for s in item.shapes if s.kind != "point"}
+    labels = _region_labels(found)
     names = [*found.classes, *sorted(labels - set(found.classes))]
     if not existing:  # class 0: the tool's first class if named like background
         first = [c for c in found.classes if c not in (BACKGROUND_LABEL, IGNORE_LABEL)]
@@ -586,8 +591,7 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
         raise ValueError(clash)
     of = f" of {printable(out / 'dataset.yaml')}" if existing else ""
     # Those the labels grew by (labels.ids) or, with --labels, those drawn that it lacks.
-    used = [*labels.ids, *sorted({s.label for item in found.items for s in item.shapes
-                                  if s.kind != "point"})]
+    used = [*labels.ids, *sorted(_region_labels(found))]
     for name in [n for n in dict.fromkeys(used) if n != labels.classes[0]
                  and (labels.ids.get(n) == 0 or labels.background_alias(n))]:
         say(f"{printable(src)}: label {name!r} imported as class 0 {labels.classes[0]!r}{of}: "
@@ -609,7 +613,7 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
 def _say_empty_classes(found: Annotations, labels: LabelSet, first: int, options: ImportOptions,
                        say: Callable[[str], None], src: Path) -> None:
     """One line naming the new classes (from the ``first`` on) no region shape draws."""
-    drawn = {s.label for item in found.items for s in item.shapes if s.kind != "point"}
+    drawn = _region_labels(found)
     points = {s.label for item in found.items for s in item.shapes if s.kind == "point"}
     empty = [f"{n!r}" + " (points only)" * (n in points)
              for n in labels.classes[first:] if n not in drawn]

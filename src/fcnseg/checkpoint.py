@@ -169,8 +169,7 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
         if str(background) not in names:
             raise CheckpointError(f"background {background!r} is none of the classes {names}")
         classes["background"] = str(background)
-    if coco := {n: dict(c) for n, c in (contents.coco_categories or {}).items() if n in names}:
-        classes["coco_categories"] = coco
+    classes.update(coco_categories_of({"coco_categories": contents.coco_categories}, names))
     return checkpoint_dict(
         {k: v.detach().cpu() for k, v in model_to_save.state_dict().items()},
         describe_model(model_to_save), classes, recipe=dict(contents.recipe or {}),

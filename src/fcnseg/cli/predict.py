@@ -49,12 +49,7 @@ from fcnseg.inference.pipeline import (
 )
 from fcnseg.inference.rasters import TILING_RULE, model_identity
 from fcnseg.inference.visualize import COLORMAPS, background_classes
-from fcnseg.weightfiles.artifacts import (
-    artifact_kind,
-    labels_only,
-    labels_only_error,
-    read_artifact,
-)
+from fcnseg.weightfiles.artifacts import labels_only_error
 
 NAME = "predict"
 HELP = "Segment images (files, folders, globs): label PNGs, overlays, heatmaps, probabilities."
@@ -218,23 +213,17 @@ def run(args: argparse.Namespace) -> int:
             [f"{spec}: {problem}" for spec, problem in problems] + skipped))
     for line in skipped:
         _report(f"note: {line}")
-    # An export answering labels only says so in its description: refused before any output.
-    wanted = _probability_options(args)
-    if wanted and artifact_kind(args.checkpoint) is not None \
-            and labels_only(read_artifact(args.checkpoint)):
-        raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
-    out_dir = prepare_output_folder(args.out)
     ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
     finished = False
     try:
-        status = _predict(args, ranks, out_dir, (inputs, problems), running)
+        status = _predict(args, ranks, (inputs, problems), running)
         finished = True
         return status
     finally:
         teardown_distributed(ranks, finished=finished)
 
 
-def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
+def _predict(args: argparse.Namespace, ranks: DistInfo,
              collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
              running: dict[str, Any]) -> int:
     """Segment this process's share (``collected``: inputs, failed specs; ``running``: the
@@ -249,6 +238,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
                                     **running, precision=args.precision, **limits)
     if seg.labels_only and (wanted := _probability_options(args)):
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
+    # Created once the model is known to give what was asked: a refusal writes nothing.
+    out_dir = prepare_output_folder(args.out)
     plan = plan_inputs(seg, inputs, max_pixels=args.max_pixels, input_dirs=args.input_dir,
                        rank=ranks.rank, world_size=ranks.world_size,
                        gather=partial(all_gather_objects, info=ranks))

@@ -803,15 +803,16 @@ def _new_report(found: Annotations) -> tuple[ImportReport, list[str]]:
     """The report of an import of ``found``, listing the pictures left to annotate that exist;
     and the line on those not found, if any."""
     todo, absent = _left_to_annotate(found.unannotated)
-    listed = {_resolved(p) for p in todo}
     return ImportReport(
-        unannotated=todo, unreviewed=[p for p in found.unreviewed if _resolved(p) in listed],
-        predicted_only=[p for p in found.predicted_only if _resolved(p) in listed],
+        unannotated=list(todo.values()),
+        unreviewed=[p for p in found.unreviewed if _resolved(p) in todo],
+        predicted_only=[p for p in found.predicted_only if _resolved(p) in todo],
     ), _absent_lines(absent)
 
 
-def _left_to_annotate(unannotated: list[Path]) -> tuple[list[Path], list[Path]]:
-    """The pictures without annotations that exist, each path once, and those not found."""
+def _left_to_annotate(unannotated: list[Path]) -> tuple[dict[Path, Path], list[Path]]:
+    """The pictures without annotations that exist, each path once (by its resolved path), and
+    those not found."""
     present: dict[Path, Path] = {}
     absent = []
     for path in unannotated:
@@ -819,7 +820,7 @@ def _left_to_annotate(unannotated: list[Path]) -> tuple[list[Path], list[Path]]:
             present.setdefault(_resolved(path), path)
         else:
             absent.append(path)
-    return list(present.values()), absent
+    return present, absent
 
 
 def _absent_lines(absent: list[Path]) -> list[str]:

@@ -312,7 +312,7 @@ def _with_predictions_only(found: Annotations, source: str,
                            predicted: list[AnnotatedImage]) -> Annotations:
     """``found`` with the pictures left to annotate whose tasks hold predictions only as
     ``predicted_only``, and one problem saying so and what to do."""
-    left = {p.resolve(): p for p in found.unannotated if p is not None}
+    left = {p.resolve() for p in found.unannotated if p is not None}
     pictures = list({p.resolve(): p for i in predicted
                      if (p := i.image_path) is not None and p.resolve() in left}.values())
     if not pictures:

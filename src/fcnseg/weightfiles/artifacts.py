@@ -98,12 +98,24 @@ def read_varint(data: bytes, at: int) -> tuple[int, int]:
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of an ONNX file (what ``fcnseg export`` records), JSON values decoded; the
     graph's external data is not read."""
-    return read_onnx(path)[0]
+    return _parse_onnx(path)[2]
 
 
 def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`read_onnx_metadata`, and the graph's ``parameters`` (its initializers' values)
     and ``changed``: whether it differs from the :data:`GRAPH_DIGEST` recorded (None: none)."""
+    raw, proto, meta = _parse_onnx(path)
+    recorded = meta.get(GRAPH_DIGEST)
+    changed = None if recorded is None else recorded != _file_graph_digest(raw)
+    if changed and _keeps_external_data(proto):  # its weights moved to a file beside it
+        digest = _external_graph_digest(proto, Path(path).parent)
+        changed = None if digest is None else digest != recorded
+    return meta, {"parameters": sum(math.prod(t.dims) for t in proto.graph.initializer),
+                  "changed": changed}
+
+
+def _parse_onnx(path: str | os.PathLike[str]) -> tuple[bytes, Any, dict[str, Any]]:
+    """An ONNX file's bytes, its ModelProto (external data not read) and its metadata."""
     try:
         import onnx
     except ImportError:
@@ -125,13 +137,7 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
             raise ArtifactError(f"{path}: metadata {entry.key[:40]!r} is no value fcnseg "
                                 f"export writes (nested too deeply or too long a number)"
                                 ) from None
-    recorded = meta.get(GRAPH_DIGEST)
-    changed = None if recorded is None else recorded != _file_graph_digest(raw)
-    if changed and _keeps_external_data(proto):  # its weights moved to a file beside it
-        digest = _external_graph_digest(proto, Path(path).parent)
-        changed = None if digest is None else digest != recorded
-    return meta, {"parameters": sum(math.prod(t.dims) for t in proto.graph.initializer),
-                  "changed": changed}
+    return raw, proto, meta
 
 
 def _keeps_external_data(proto: Any) -> bool:

@@ -43,6 +43,7 @@ from fcnseg.inference.visualize import (
     heatmap,
     label_png_bytes,
     picture_png_bytes,
+    picture_size,
 )
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.limits import PREVIEW_MAX_SIDE
@@ -331,8 +332,7 @@ def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOption
 
 def preview_size(height: int, width: int) -> tuple[int, int]:
     """(width, height) of the pictures in JSON answers: longer side at most PREVIEW_MAX_SIDE."""
-    scale = min(1.0, PREVIEW_MAX_SIDE / max(height, width))
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    return picture_size(height, width, PREVIEW_MAX_SIDE)[::-1]
 
 
 def _payload(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],

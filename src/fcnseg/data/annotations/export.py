@@ -321,13 +321,15 @@ def coco_document(images: Sequence[dict[str, Any]], annotations: Sequence[dict[s
     class's id is its index."""
     sources = sources or {}
     ids, free = {}, max((int(c["id"]) for c in sources.values()), default=0)
+    taken = set()  # the ids of the classes before, but background
     for k, name in enumerate(class_names):
-        taken = [ids[j] for j in ids if j != background]
         if name in sources and int(sources[name]["id"]) not in taken:
             ids[k] = int(sources[name]["id"])
         else:
             free += bool(sources) and k != background
             ids[k] = free if sources else k
+        if k != background:
+            taken.add(ids[k])
     categories = [{"id": ids[k], "name": str(n),
                    "supercategory": str(sources.get(n, {}).get("supercategory", ""))}
                   for k, n in enumerate(class_names) if k != background]

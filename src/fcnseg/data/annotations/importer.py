@@ -763,18 +763,17 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
     _write_unannotated(out, result.unannotated, [
         item.image_path for item in found.items
         if item.name in written and item.image_path is not None])
-    if "val" not in split.values() and options.val_fraction > 0:
-        # The split is by a hash of each name: a few images can all fall into train.
-        warn(f"{out / 'val.txt'}: no image fell into the validation split (about "
-             f"{options.val_fraction:g} of the names go there, chosen by a hash of the name, "
-             f"or of the video for its frames): "
-             f"training with data.val on this folder would have nothing to validate on; "
-             f"import again with a larger --val-fraction")
-    if names and "train" not in split.values():
-        warn(f"{out / 'train.txt'}: no image fell into the training split (about "
-             f"{options.val_fraction:g} of the names go to val.txt, chosen by a hash of the "
-             f"name, or of the video for its frames): training on this folder would have "
-             f"nothing to train on; import again with a smaller --val-fraction")
+    # The split is by a hash of each name: a few images can all fall on one side.
+    for side, called, goes, then, fraction in (
+            ("val", "validation", "there", "training with data.val on this folder would have "
+             "nothing to validate on", "larger"),
+            ("train", "training", "to val.txt", "training on this folder would have nothing to "
+             "train on", "smaller")):
+        if side not in split.values() and (side == "train" or options.val_fraction > 0):
+            warn(f"{out / f'{side}.txt'}: no image fell into the {called} split (about "
+                 f"{options.val_fraction:g} of the names go {goes}, chosen by a hash of the "
+                 f"name, or of the video for its frames): {then}; import again with a "
+                 f"{fraction} --val-fraction")
 
 
 def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | None:

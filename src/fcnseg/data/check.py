@@ -74,8 +74,10 @@ class _Scan(Dataset):
                                                       set[int]]:
         i = self.indices[k]
         ds = self.dataset
+        # FolderSegmentation notes the mask values its remap passes through, reading masks once.
+        load = getattr(ds, "load_noting_unlisted", None)
         try:
-            _, label, unlisted = _load_noting_unlisted(ds, i)
+            _, label, unlisted = (*ds.load(i), set()) if load is None else load(i)
         except DataError as e:
             return Problem(i, ds.name(i), e.path, e.problem)
         except Exception as e:  # any other failure to read is still a problem with this sample
@@ -87,14 +89,6 @@ class _Scan(Dataset):
             valid = lb != ds.ignore_index
             counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n], int((~valid).sum())
         return counts, unlisted
-
-
-def _load_noting_unlisted(ds: SegmentationDataset, index: int
-                          ) -> tuple[Any, Any, set[int]]:
-    """Sample ``index`` and the mask values its remap table passes through unlisted, the mask
-    read once (:meth:`fcnseg.data.folder.FolderSegmentation.load_noting_unlisted`)."""
-    load = getattr(ds, "load_noting_unlisted", None)
-    return (*ds.load(index), set()) if load is None else load(index)
 
 
 def _head_classes(ds: SegmentationDataset) -> Mapping[str | None, tuple[str, ...]]:

@@ -257,7 +257,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                  masks: str | None = None, image_suffix: str | None = None,
                  mask_suffix: str | None = None, background: str | None = None) -> None:
         super().__init__(transform)
-        self.root = Path(root).expanduser()
+        self.root = self.dir = Path(root).expanduser()
         overrides = {"classes": classes, "ignore_index": ignore_index, "remap": remap,
                      "colors": colors, "ignore_color": ignore_color, "palette": palette,
                      "images": images, "masks": masks, "image_suffix": image_suffix,
@@ -432,8 +432,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
             unlisted.update(io.passed_through(raw, self.remap, self.num_classes))
             return label
 
-        image, label = self.load_reading(index, read)
-        return image, label, unlisted
+        return (*self.load_reading(index, read), unlisted)
 
     def remap_warning(self, values: Iterable[int]) -> str | None:
         """One line naming the mask ``values`` of :meth:`unlisted_values` and the fix (None:
@@ -480,6 +479,3 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
     def unmatched_masks(self) -> list[Path]:
         """Masks whose stem has no image (reported by ``fcnseg check-data``)."""
         return [p for stem, p in sorted(self._masks.items()) if stem not in self._images]
-
-    def __repr__(self) -> str:
-        return f"FolderSegmentation({self.root}, split={self.split!r}, {len(self)} images)"

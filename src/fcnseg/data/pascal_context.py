@@ -15,6 +15,7 @@ class 0 (background). There is no void.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,9 @@ def read_label_names(path: PathLike) -> dict[int, str]:
         if not line.strip():
             continue
         key, sep, name = line.partition(":")
-        try:
+        ident = None
+        with contextlib.suppress(ValueError):
             ident = int(key) if sep else None
-        except ValueError:
-            ident = None
         if ident is None:
             raise ValueError(f"{path}: line {n}: expected '<id>: <name>', got {line.strip()!r}")
         names[ident] = name.replace(" ", "").strip()
@@ -120,7 +120,7 @@ class PascalContext(FileSegmentationDataset):
                  context_dir: PathLike | None = None) -> None:
         super().__init__(transform)
         self.split = split
-        self.voc_dir = find_voc2010_dir(root)
+        self.dir = self.voc_dir = find_voc2010_dir(root)
         self.context_dir = find_context_dir(context_dir if context_dir is not None else root)
         self.classes, self._table = _task_table(self.context_dir)
         self.ids = read_split(self.voc_dir / "ImageSets" / "Main" / f"{split}.txt", split,
@@ -137,6 +137,3 @@ class PascalContext(FileSegmentationDataset):
         # Ids past the end of labels.txt are no task class: background, as the reference does.
         return np.where(full < len(self._table),
                         self._table[np.minimum(full, len(self._table) - 1)], 0)
-
-    def __repr__(self) -> str:
-        return f"PascalContext({self.voc_dir}, split={self.split!r}, {len(self)} images)"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import struct
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -107,30 +106,15 @@ def camera_raw_kind(source: Any) -> str | None:
 def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
     """The tag numbers of a TIFF's first IFD, read from its entries alone (no tag value, no
     TIFF library: every TIFF read asks); empty where they cannot be read."""
-    order = "<" if head[:2] == b"II" else ">"
-    big = struct.unpack(order + "H", head[2:4])[0] == 43  # BigTIFF
+    order = "little" if head[:2] == b"II" else "big"
+    big = head[2:4] in (b"+\x00", b"\x00+")  # BigTIFF
     count_size, entry_size = (8, 20) if big else (2, 12)
-    with contextlib.suppress(Exception):  # a header cut before its first offset too
-        offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
-        count_bytes = _bytes_at(source, offset, count_size)
-        count = struct.unpack(order + ("Q" if big else "H"), count_bytes)[0]
-        entries = _bytes_at(source, offset + count_size, min(count, 4096) * entry_size)
-        return {struct.unpack_from(order + "H", entries, i)[0]
-                for i in range(0, len(entries) - entry_size + 1, entry_size)}
-    return set()
-
-
-def _bytes_at(source: Any, offset: int, size: int) -> bytes:
-    """``size`` bytes at ``offset`` of a file path or seekable stream (left at its start)."""
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as f:
-            f.seek(offset)
-            return f.read(size)
-    try:
-        source.seek(offset)
-        return bytes(source.read(size))
-    finally:
-        source.seek(0)
+    offset = int.from_bytes(head[8:16] if big else head[4:8], order)
+    count = int.from_bytes(file_head(source, count_size, offset), order)
+    # A file cut short reads fewer bytes: no whole entry past its end.
+    entries = file_head(source, min(count, 4096) * entry_size, offset + count_size)
+    return {int.from_bytes(entries[i:i + 2], order)
+            for i in range(0, len(entries) - entry_size + 1, entry_size)}
 
 
 def camera_raw_problem(source: Any) -> str | None:
@@ -577,13 +561,15 @@ def image_format_problem(head: bytes) -> str:
     return f"not an image in an accepted format ({accepted})"
 
 
-def file_head(stream: Any, size: int = 16) -> bytes:
-    """The first bytes of a file path or seekable stream (b"" when they cannot be read)."""
+def file_head(stream: Any, size: int = 16, offset: int = 0) -> bytes:
+    """``size`` bytes at ``offset`` (default: the first bytes) of a file path or seekable
+    stream, left after them (b"" when they cannot be read)."""
     with contextlib.suppress(Exception):
-        if isinstance(stream, Path):
+        if isinstance(stream, str | os.PathLike):
             with open(stream, "rb") as f:
+                f.seek(offset)
                 return f.read(size)
-        stream.seek(0)
+        stream.seek(offset)
         return bytes(stream.read(size))
     return b""
 

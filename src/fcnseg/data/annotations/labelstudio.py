@@ -241,17 +241,8 @@ def picture_urls(src: Path) -> dict[str, str]:
     """The picture of each task of the Label Studio JSON export ``src`` as its ``data`` names
     it (``/data/upload/3/1a2b3c4d-IMG_0042.jpg``), by the picture's path (a local-files URL:
     the path it names, ``photos/day1/IMG_0042.jpg``; the first task of each picture)."""
-    src = Path(src)
-    try:
-        tasks = load_json(src, "Label Studio JSON export")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{printable(src)}: no such file (Label Studio JSON export)"
-                                ) from None
-    if not isinstance(tasks, list):  # the export of a single task is that task
-        tasks = [expect_mapping(tasks, printable(src),
-                                "a Label Studio JSON export (a list of tasks)")]
     urls: dict[str, str] = {}
-    for task in map(fields_of, tasks):
+    for task in _tasks(Path(src)):
         data, url = fields_of(task.get("data")), _image_url(task)
         value = data.get("image")
         if url is not None and isinstance(value, str):
@@ -326,22 +317,29 @@ def _with_predictions_only(found: Annotations, source: str,
                    problems=[*found.problems, line + _PREDICTIONS_ONLY])
 
 
+def _tasks(src: Path) -> list[dict[str, Any]]:
+    """The tasks of the Label Studio JSON export ``src``."""
+    try:
+        tasks = load_json(src, "Label Studio JSON export")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{printable(src)}: no such file (Label Studio JSON export)"
+                                ) from None
+    if not isinstance(tasks, list):  # the export of a single task is that task
+        tasks = [expect_mapping(tasks, printable(src),
+                                "a Label Studio JSON export (a list of tasks)")]
+    return list(map(fields_of, tasks))
+
+
 def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     """A Label Studio JSON export (module docstring)."""
     src = Path(src)
     source = printable(src)
-    try:
-        tasks = load_json(src, "Label Studio JSON export")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{source}: no such file (Label Studio JSON export)") from None
-    if not isinstance(tasks, list):  # the export of a single task is that task
-        tasks = [expect_mapping(tasks, source, "a Label Studio JSON export (a list of tasks)")]
+    tasks = _tasks(src)
     folders = ([images] if images is not None
                else [src.parent, src.parent / "images", src.parent / "upload"])
     items, problems, predicted = [], [], []
     searched = list(folders)
     own = src.resolve() in predict_outputs(src.parent.resolve())
-    tasks = list(map(fields_of, tasks))
     ends = _PathEnds(u for u in map(_image_url, tasks) if u is not None)
     found = (_UploadNames(), ends)
     for t, task in enumerate(tasks):

@@ -799,37 +799,24 @@ def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | 
 
 
 def _new_report(found: Annotations) -> tuple[ImportReport, list[str]]:
-    """The report of an import of ``found``, listing the pictures left to annotate that exist;
-    and the line on those not found, if any."""
-    todo, absent = _left_to_annotate(found.unannotated)
-    return ImportReport(
-        unannotated=list(todo.values()),
-        unreviewed=[p for p in found.unreviewed if _resolved(p) in todo],
-        predicted_only=[p for p in found.predicted_only if _resolved(p) in todo],
-    ), _absent_lines(absent)
-
-
-def _left_to_annotate(unannotated: list[Path]) -> tuple[dict[Path, Path], list[Path]]:
-    """The pictures without annotations that exist, each path once (by its resolved path), and
-    those not found."""
-    present: dict[Path, Path] = {}
+    """The report of an import of ``found``, listing the pictures left to annotate that exist
+    (each once, by its resolved path); and the line on those not found, if any."""
+    todo: dict[Path, Path] = {}
     absent = []
-    for path in unannotated:
+    for path in found.unannotated:
         if path.is_file():
-            present.setdefault(_resolved(path), path)
+            todo.setdefault(_resolved(path), path)
         else:
             absent.append(path)
-    return present, absent
-
-
-def _absent_lines(absent: list[Path]) -> list[str]:
-    if not absent:
-        return []
-    if len(absent) == 1:
-        return [f"{printable(absent[0])}: no annotations, and no such picture (not listed in "
-                f"unannotated.txt)"]
-    return [f"{len(absent)} pictures without annotations not found (the first: "
-            f"{printable(absent[0])}): not listed in unannotated.txt"]
+    report = ImportReport(
+        unannotated=list(todo.values()),
+        unreviewed=[p for p in found.unreviewed if _resolved(p) in todo],
+        predicted_only=[p for p in found.predicted_only if _resolved(p) in todo])
+    if len(absent) > 1:
+        return report, [f"{len(absent)} pictures without annotations not found (the first: "
+                        f"{printable(absent[0])}): not listed in unannotated.txt"]
+    return report, [f"{printable(p)}: no annotations, and no such picture (not listed in "
+                    f"unannotated.txt)" for p in absent]
 
 
 def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Path]) -> None:

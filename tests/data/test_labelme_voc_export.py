@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fcnseg.data import FolderSegmentation, build_dataset
-from fcnseg.data.layout import _said
+from fcnseg.data.layout import say_once
 
 
 def labelme_export(root: Path, count: int = 3) -> Path:
@@ -37,9 +37,9 @@ def labelme_export(root: Path, count: int = 3) -> Path:
 
 @pytest.fixture(autouse=True)
 def _forget_what_was_said():
-    _said.clear()
+    say_once.cache_clear()
     yield
-    _said.clear()
+    say_once.cache_clear()
 
 
 def test_voc_without_split_lists_uses_every_image_and_says_so_once(

@@ -3,6 +3,7 @@ A split list has one image name a line; errors name the places looked in and the
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,14 +11,12 @@ from pathlib import Path
 from fcnseg.utils.typing import PathLike
 
 log = logging.getLogger("fcnseg.data")
-_said: set[str] = set()
 
 
+@functools.cache
 def say_once(message: str) -> None:
     """Log ``message`` as a warning the first time this process says it."""
-    if message not in _said:
-        _said.add(message)
-        log.warning(message)
+    log.warning(message)
 
 
 def find_dataset_dir(root: PathLike, places: Sequence[str], looks_right: Callable[[Path], bool],

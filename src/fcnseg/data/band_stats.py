@@ -10,6 +10,7 @@ file named by a fingerprint of the images and the band declaration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -142,13 +143,11 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
     fingerprint = files_fingerprint([_CACHE_VERSION, bands, dataset.nodata],
                                     (dataset.image_path(i) for i in range(len(dataset))))
     cached = folder / f"{fingerprint}.json"
-    if use_cache:
-        try:
+    if use_cache:  # a cache absent or damaged is computed again
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             data = json.loads(cached.read_text(encoding="utf-8"))
             data["problems"] = [tuple(p) for p in data["problems"]]
             return BandStats(**data)
-        except (OSError, ValueError, TypeError, KeyError):
-            pass  # absent or damaged: computed again
     acc = _Accumulator(len(bands), len(dataset))
     problems: list[tuple[str, str]] = []
     sample_types: dict[str, list[Any]] = {}

@@ -150,20 +150,14 @@ def _member_differing(src: Path, folder: Path) -> str | None:
     """The first file of the zip archive ``src`` that ``folder`` lacks or holds other bytes
     of (by size, then CRC-32), or None."""
     with zipfile.ZipFile(src) as z:
-        for info in z.infolist():
-            if info.is_dir():
-                continue
+        for info in (i for i in z.infolist() if not i.is_dir()):
             path = folder / zip_member_name(info)
-            try:
-                if path.stat().st_size != info.file_size:
-                    return zip_member_name(info)
-                crc = 0
-                with path.open("rb") as f:
-                    while chunk := f.read(1 << 20):
-                        crc = zlib.crc32(chunk, crc)
+            try:  # the size first: a file of another size is not read
+                same = (path.stat().st_size == info.file_size
+                        and zlib.crc32(path.read_bytes()) == info.CRC)
             except OSError:
-                return zip_member_name(info)
-            if crc != info.CRC:
+                same = False
+            if not same:
                 return zip_member_name(info)
     return None
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -58,60 +58,43 @@ def upload_name(name: str) -> str:
     return re.sub(r"[^-\w.]", "", name.strip().replace(" ", "_"))
 
 
-class _UploadNames:
-    """The pictures of folders by the names Label Studio gives their uploads, listed once a
-    folder: an upload of ``my photo.jpg`` is ``1a2b3c4d-my_photo.jpg`` in an export."""
-
-    def __init__(self) -> None:
-        self.listed: dict[Path, dict[str, Path]] = {}
-
-    def find(self, folders: list[Path], name: str) -> Path | None:
-        for folder in folders:
-            if folder not in self.listed:
-                files = sorted(folder.iterdir()) if folder.is_dir() else []
-                names: dict[str, Path] = {}
-                for f in files:
-                    names.setdefault(upload_name(f.name), f)
-                self.listed[folder] = names
-            if (found := self.listed[folder].get(name)) is not None and found.is_file():
-                return found
-        return None
-
-
-class _Bits:
-    """Reads Label Studio's brush code: big-endian bit fields."""
-
-    def __init__(self, data: bytes) -> None:
-        self.bits = "".join(f"{byte:08b}" for byte in data)
-        self.pos = 0
-
-    def read(self, n: int) -> int:
-        if self.pos + n > len(self.bits):
-            raise ValueError("brush run lengths end early")
-        self.pos += n
-        return int(self.bits[self.pos - n:self.pos], 2)
+def _upload_names(folder: Path) -> dict[str, Path]:
+    """The pictures of ``folder`` by the names Label Studio gives their uploads (an upload of
+    ``my photo.jpg`` is ``1a2b3c4d-my_photo.jpg`` in an export), the first of each name."""
+    names: dict[str, Path] = {}
+    for f in sorted(folder.iterdir()) if folder.is_dir() else []:
+        names.setdefault(upload_name(f.name), f)
+    return names
 
 
 def decode_brush_rle(rle: list[int], height: int, width: int) -> np.ndarray:
     """Label Studio's brush run lengths (``value.rle``) as an H×W bool mask (alpha > 0)."""
     if not isinstance(rle, list) or not all(isinstance(v, int) and 0 <= v < 256 for v in rle):
         raise ValueError("'rle' must be a list of byte values")
-    bits = _Bits(bytes(rle))
-    num = bits.read(32)
+    bits, pos = "".join(f"{byte:08b}" for byte in rle), 0
+
+    def read(n: int) -> int:  # the next n bits, big-endian
+        nonlocal pos
+        if pos + n > len(bits):
+            raise ValueError("brush run lengths end early")
+        pos += n
+        return int(bits[pos - n:pos], 2)
+
+    num = read(32)
     if num != height * width * 4:
         raise ValueError(f"brush holds {num} values, not the image's {width}×{height}×4")
-    word = bits.read(5) + 1
-    sizes = [bits.read(4) + 1 for _ in range(4)]
+    word = read(5) + 1
+    sizes = [read(4) + 1 for _ in range(4)]
     out = np.zeros(num, np.uint8)
     i = 0
     while i < num:
-        repeated = bits.read(1)
-        j = min(i + 1 + bits.read(sizes[bits.read(2)]), num)
+        repeated = read(1)
+        j = min(i + 1 + read(sizes[read(2)]), num)
         if repeated:
-            out[i:j] = bits.read(word)
+            out[i:j] = read(word)
         else:
             for k in range(i, j):
-                out[k] = bits.read(word)
+                out[k] = read(word)
         i = j
     return out.reshape(height, width, 4)[..., 3] > 0
 
@@ -251,7 +234,8 @@ def picture_urls(src: Path) -> dict[str, str]:
 
 
 def _task_picture(src: Path, url: str, folders: list[Path], searched: list[Path],
-                  found: tuple[_UploadNames, _PathEnds], images: Path | None) -> Path:
+                  found: tuple[Callable[[Path], dict[str, Path]], _PathEnds],
+                  images: Path | None) -> Path:
     """The picture the task names by ``url``: at the longest end of its path under a folder
     that no other picture's path ends with, by its file name (also without the upload prefix)
     only where no other picture has that name, else at its media path; a folder looked in is
@@ -273,7 +257,8 @@ def _task_picture(src: Path, url: str, folders: list[Path], searched: list[Path]
     picture = next((c for c in candidates if c.is_file()), None)
     if not by_name:  # else expected where the end that tells it apart says
         return picture or folders[0] / (ends.apart(url) or "/".join(_path_parts(url)))
-    return picture or uploads.find(folders, plain) or folders[0] / plain
+    uploaded = (p for f in folders if (p := uploads(f).get(plain)) is not None and p.is_file())
+    return picture or next(uploaded, None) or folders[0] / plain
 
 
 def _add_shapes(item: AnnotatedImage, results: list, source: str, task_name: object) -> None:
@@ -341,7 +326,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     searched = list(folders)
     own = src.resolve() in predict_outputs(src.parent.resolve())
     ends = _PathEnds(u for u in map(_image_url, tasks) if u is not None)
-    found = (_UploadNames(), ends)
+    found = (cache(_upload_names), ends)  # each folder listed once
     for t, task in enumerate(tasks):
         url = _image_url(task)
         if url is None:

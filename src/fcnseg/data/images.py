@@ -240,9 +240,13 @@ def _source_name(source: Any, name: str | None) -> str:
 _REDUCED_OR_MASK = 0b101
 
 
-def full_resolution(subfiletype: int) -> bool:
-    """Whether a TIFF page of this NewSubfileType is a full-resolution image of its own."""
-    return not subfiletype & _REDUCED_OR_MASK
+def tiff_images(tif: Any) -> int:
+    """The full-resolution images of a parsed TIFF (:func:`parse_tiff`): not overviews, masks,
+    or damaged directories without pixels; 1 for a header tifffile refused."""
+    with contextlib.suppress(Exception):  # a bad header is for the decoder to report
+        return sum(not int(p.subfiletype) & _REDUCED_OR_MASK and bool(np.prod(p.shape or (0,)))
+                   for p in tif.pages[:])  # [:] keeps the pages before a damaged one
+    return 1
 
 
 def multi_image_problem(images: int, axes: str = "", shape: tuple[int, ...] = ()) -> str:
@@ -307,19 +311,6 @@ def _stack_of(tif: Any) -> tuple[str, tuple[int, ...]] | None:
         series = tif.series[0]
         return str(series.axes), tuple(int(n) for n in series.shape)
     return None
-
-
-def _tiff_images(img: Image.Image) -> int:
-    """Full-resolution images in a TIFF opened by Pillow (left at the first)."""
-    frames = int(getattr(img, "n_frames", 1))
-    if frames == 1:
-        return 1
-    images = 0
-    for i in range(frames):
-        img.seek(i)
-        images += full_resolution(int(img.tag_v2.get(254, 0)))
-    img.seek(0)
-    return images
 
 
 #: TIFF ExtraSamples values that mark a sample as alpha: associated (premultiplied) and
@@ -613,7 +604,7 @@ def _opened(stream: Any, where: str, max_pixels: int | None, tif: Any) -> Any:
                                 f"({type(e).__name__}: {e})") from None
     with img:
         check_pixels(where, *header_upright_size(img), max_pixels)  # sized as it is shown
-        if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
+        if img.format == "TIFF" and (images := tiff_images(tif)) > 1:
             raise ImageError(where, multi_image_problem(images, *(_stack_of(tif) or ())))
         yield img
 
@@ -772,14 +763,9 @@ def _integer_grey_tiff(tif: Any, samples: TiffSamples, where: str,
     """A TIFF of one band of 16- or 32-bit integers (its header ``tif``) read by tifffile, as
     predict's tiles (Pillow reads uint32 as signed, or not at all)."""
     check_pixels(where, samples.width, samples.height, max_pixels)
-
-    def decode() -> tuple[np.ndarray, int]:
-        images = sum(full_resolution(int(p.subfiletype)) for p in tif.pages)
-        return tif.pages[0].asarray(), images
-
-    pixels, images = _decoded(decode, where)
-    if images > 1:
+    if (images := tiff_images(tif)) > 1:
         raise ImageError(where, multi_image_problem(images))
+    pixels = _decoded(tif.pages[0].asarray, where)
     rgb = integers_to_rgb(pixels.reshape(samples.height, samples.width))
     return np.ascontiguousarray(upright_array(rgb, samples.orientation))
 

@@ -36,7 +36,6 @@ from fcnseg.data.images import (
     camera_raw_problem,
     check_pixels,
     file_head,
-    full_resolution,
     multi_image_problem,
     open_upright,
     orientation_flips,
@@ -45,6 +44,7 @@ from fcnseg.data.images import (
     read_samples,
     samples_of,
     sixteen_bit_colour_png,
+    tiff_images,
     upright_array,
 )
 from fcnseg.utils.quiet import ignoring
@@ -508,10 +508,8 @@ def layout_of(tif: Any) -> TiffLayout | None:
     :func:`~fcnseg.data.images.parse_tiff`); None for a bad one (the reader reports it)."""
     with contextlib.suppress(Exception):  # a bad header is for the reader to report
         series = tif.series[0]
-        images = sum(full_resolution(int(p.subfiletype)) and bool(np.prod(p.shape or (0,)))
-                     for p in tif.pages)
         return TiffLayout(tuple(series.shape), series.axes, len(tif.pages),
-                          int(tif.pages[0].samplesperpixel), images)
+                          int(tif.pages[0].samplesperpixel), tiff_images(tif))
     return None
 
 

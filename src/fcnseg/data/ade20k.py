@@ -62,8 +62,6 @@ ADE20K_PALETTE = np.array([
 ], np.uint8)
 
 _FOLDERS = {"train": "training", "val": "validation"}
-_MASK_ADVICE = benchmark_advice(
-    "ADEChallengeData2016 annotations hold one channel of 0 (other) and 1-150 (the classes)")
 
 
 def find_ade20k_dir(root: PathLike) -> Path:
@@ -86,7 +84,8 @@ class ADE20K(FileSegmentationDataset):
     """
 
     classes = ADE20K_CLASSES
-    mask_advice = _MASK_ADVICE
+    mask_advice = benchmark_advice(
+        "ADEChallengeData2016 annotations hold one channel of 0 (other) and 1-150 (the classes)")
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Transform | None = None) -> None:

@@ -126,9 +126,7 @@ class Cityscapes(FileSegmentationDataset):
     """
 
     classes = CITYSCAPES_CLASSES
-    mask_advice = _MASK_ADVICE
     image_suffix = "_leftImg8bit.png"
-    label_suffix = CITYSCAPES_LABELS["label_ids"]
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Transform | None = None, labels: str = "label_ids") -> None:

@@ -45,7 +45,7 @@ from fcnseg.data.annotations.shapes import (
     quoted,
     rasterise,
 )
-from fcnseg.data.annotations.val_split import split_names, video_of, video_split_line
+from fcnseg.data.annotations.val_split import frame_of, split_names, video_split_line
 from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
@@ -783,7 +783,7 @@ def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | 
     if not moved:
         return None
     why = ("the frames of several videos are split by whole video"
-           if any(video_of(n) is not None for n in moved)
+           if any((frame_of(n) or (None, 0))[0] is not None for n in moved)
            else f"--val-fraction {val_fraction:g} chose them")
     first = moved[0]
     return (f"{out / 'val.txt'}: {len(moved)} image(s) an earlier import listed changed split "

@@ -29,12 +29,6 @@ def split_of(name: str, val_fraction: float) -> str:
     return "val" if _share(name) < val_fraction else "train"
 
 
-def video_of(name: str) -> str | None:
-    """The video whose frame ``name`` is (``clipA`` for ``clipA__frame_000012``), or None."""
-    found = frame_of(name)
-    return found[0] if found else None
-
-
 def frame_of(name: str) -> tuple[str | None, int] | None:
     """The video (None where the name gives none) and number of frame ``name``: ``("clipA",
     12)`` for ``clipA__frame_000012``, ``(None, 12)`` for ``frame_000012``; None for names of
@@ -59,7 +53,7 @@ class ValSplit:
 def split_names(names: Iterable[str], val_fraction: float) -> ValSplit:
     """The split of each of ``names``: frames of two or more videos by their video (at least
     one video in validation when ``val_fraction`` > 0), other names by their own hash."""
-    video = {n: video_of(n) for n in names}
+    video = {n: (frame_of(n) or (None, 0))[0] for n in names}  # None: no video's frame
     videos = sorted({v for v in video.values() if v is not None})
     result = ValSplit()
     if len(videos) == 1:

@@ -191,8 +191,7 @@ def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: 
     """A labelme JSON document (polygons, later on top) for ``label`` of the image at
     ``image_path`` (as labelme stores it: relative to the JSON file); regions under
     ``min_area`` pixels filled into the class around them (:func:`fill_small_regions`)."""
-    label = np.asarray(label)
-    height, width = label.shape
+    height, width = np.shape(label)
     polygons = _polygons(label, class_names, tolerance, ignore_index, "labelme", min_area)
     shapes = [{"label": labelme_label(class_names, c), "points": pts, "group_id": None,
                "description": "", "shape_type": "polygon", "flags": {}, "mask": None}
@@ -210,8 +209,7 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
     relative to the XML file; ``min_area`` as :func:`labelme_document`. A background class 0
     is no shape (a CVAT task has no such label): a region around background pixels (a ring)
     is a ``<mask>`` of its pixels."""
-    label = np.asarray(label)
-    height, width = label.shape
+    height, width = np.shape(label)
     image = ET.Element("image", id=str(image_id), name=name, width=str(width), height=str(height))
     if path is not None:
         image.set("path", path)
@@ -353,8 +351,7 @@ def labelstudio_results(label: np.ndarray, class_names: Sequence[str], *,
     """The ``polygonlabels`` results of one label map as Label Studio imports them (points on
     pixel corners in percent of the upright image's width and height), drawn in order as
     CVAT's (:func:`layered_regions`: later on top); ``min_area`` as :func:`labelme_document`."""
-    label = np.asarray(label)
-    height, width = label.shape
+    height, width = np.shape(label)
     polygons = _polygons(label, class_names, tolerance, ignore_index, "cvat", min_area)
     scale = np.array([100.0 / width, 100.0 / height])
     return [{"id": f"r{k}", "type": "polygonlabels", "from_name": LABELSTUDIO_LABELS,

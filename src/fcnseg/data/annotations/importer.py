@@ -395,7 +395,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     failed = _import_items(found, (labels, palette, refused), options, out, result, warn)
     for line in [*_grouped_errors(failed), *refused_lines]:
         say(f"error: {line}")
-    _say_counts(result, found, options, out, say)
+    _say_counts(result, found, options, out, (say, warn))
     result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
     if not result.written:  # no dataset of no image: what this import made goes again
         for folder in reversed(created):
@@ -536,8 +536,9 @@ def _grouped_errors(failed: list[tuple[AnnotatedImage, str]]) -> list[str]:
 
 
 def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions, out: Path,
-                say: Callable[[str], None]) -> None:
-    """One line each for what the import did with some of the images."""
+                tell: tuple[Callable[[str], None], Callable[[str], None]]) -> None:
+    """One line each for what the import did with some of the images; ``tell`` says and warns."""
+    say, warn = tell
     if result.missing:
         first = result.missing[0]
         shown = first.image_name or printable(first.image_path or "none named")
@@ -552,11 +553,9 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
             f"(the first: {result.clipped[0]})")
     if result.points:
         first_point = next(iter(result.points.values()))[0]
-        result.warnings.append(
-            f"{sum(map(len, result.points.values()))} point shape(s) in {len(result.points)} "
-            f"image(s) not drawn: points mark no region, so the masks leave them out (the "
-            f"first: {first_point})")
-        say(f"warning: {result.warnings[-1]}")
+        warn(f"{sum(map(len, result.points.values()))} point shape(s) in {len(result.points)} "
+             f"image(s) not drawn: points mark no region, so the masks leave them out (the "
+             f"first: {first_point})")
     if result.background:
         say(f"{len(result.background)} image(s) listed in the export without any shape "
             f"imported as all background (the first: {result.background[0]})")
@@ -899,12 +898,11 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
         config.setdefault("background", BACKGROUND_LABEL)  # overlays leave it unblended
     config.update(_coco_categories(coco, labels, earlier, say, path))
     _declare_bands(out, config, not path.is_file(), say)
-    changed = [f"{key} {earlier[key]!r} -> {config[key]!r}" for key in ("ignore_index",)
-               if earlier.get(key) is not None and earlier[key] != config[key]]
-    if changed:
+    if earlier.get("ignore_index") not in (None, config["ignore_index"]):
         kept = [k for k in earlier if k not in _IMPORT_FIELDS]
-        say(f"warning: {printable(path)}: changed {', '.join(changed)} (the masks imported "
-            f"before hold the earlier value)" + (f"; kept {', '.join(kept)}" if kept else ""))
+        say(f"warning: {printable(path)}: changed ignore_index {earlier['ignore_index']!r} -> "
+            f"{config['ignore_index']!r} (the masks imported before hold the earlier value)"
+            + (f"; kept {', '.join(kept)}" if kept else ""))
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
                                    default_flow_style=None), encoding="utf-8")
 

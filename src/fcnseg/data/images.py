@@ -90,19 +90,6 @@ CAMERA_RAW_ADVICE = ("export it as JPEG or TIFF from the raw converter (Lightroo
                      "RawTherapee, ...), or use the JPEG the camera saved beside it")
 
 
-def camera_raw_kind(source: Any) -> str | None:
-    """``"DNG"``, ``"CR2"`` (by content) or the suffix (``"NEF"``) of a camera raw file, a path
-    or a seekable stream; None for any other file."""
-    if isinstance(source, Path) and source.suffix.lower() in CAMERA_RAW_SUFFIXES:
-        return source.suffix[1:].upper()
-    head = file_head(source, 16)
-    if head[:4] not in TIFF_MAGIC:
-        return None
-    if head[8:10] == b"CR":  # Canon's CR2: a TIFF with its own marker after the header
-        return "CR2"
-    return "DNG" if DNG_VERSION_TAG in _first_ifd_tags(source, head) else None
-
-
 def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
     """The tag numbers of a TIFF's first IFD, read from its entries alone (no tag value, no
     TIFF library: every TIFF read asks); empty where they cannot be read."""
@@ -118,8 +105,15 @@ def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
 
 
 def camera_raw_problem(source: Any) -> str | None:
-    """The line refusing a camera raw file (:func:`camera_raw_kind`), else None."""
-    kind = camera_raw_kind(source)
+    """The line refusing a camera raw file, a path or a seekable stream: a DNG or CR2 by its
+    content, others (NEF, ...) by their suffix; None for any other file."""
+    kind = None
+    if isinstance(source, Path) and source.suffix.lower() in CAMERA_RAW_SUFFIXES:
+        kind = source.suffix[1:].upper()
+    elif (head := file_head(source, 16))[:4] in TIFF_MAGIC and head[8:10] == b"CR":
+        kind = "CR2"  # Canon's: a TIFF with its own marker after the header
+    elif head[:4] in TIFF_MAGIC and DNG_VERSION_TAG in _first_ifd_tags(source, head):
+        kind = "DNG"
     if kind is None:
         return None
     return f"a camera raw file ({kind}), which fcnseg does not read: {CAMERA_RAW_ADVICE}"

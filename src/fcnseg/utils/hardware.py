@@ -71,11 +71,7 @@ def resolve_device(device: str | torch.device, local_rank: int | None = None) ->
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and local_rank is not None:
         device = f"cuda:{local_rank}"
-    return require_available(torch.device(device))
-
-
-def require_available(device: torch.device) -> torch.device:
-    """``device`` itself, or a one-line ValueError when it is a GPU this torch cannot reach."""
+    device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         name = f"cuda:{device.index or 0}"  # the GPU that "cuda" would mean
         raise ValueError(f"device: {name!r} requested but CUDA is not available; use device=cpu")

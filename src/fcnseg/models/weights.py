@@ -504,7 +504,7 @@ def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
         differ = ", " if source else " (in width, bands or architecture), "
         raise WeightsError(
             f"init: {report.source}{f', {source},' if source else ''} cannot initialise the "
-            f"model, {trunk_description(model)}: their trunks differ{differ}only "
+            f"model, {model_description(model)}: their trunks differ{differ}only "
             f"{len(trunk_copied)} of the model's {len(trunk)} trunk tensors match by name and "
             f"shape (source vs model: {_trunk_differences(own, sd)}). "
             f"Initialise from a checkpoint of the same backbone, width and bands"
@@ -558,11 +558,6 @@ def model_description(model: nn.Module, classes: bool = False) -> str:
     return _description(name, kwargs, model_bands(model), classes)
 
 
-def trunk_description(model: nn.Module) -> str:
-    """``fcn16s (width 0.0625, fc_channels 8)``: the architecture and what shapes its trunk."""
-    return model_description(model)
-
-
 def recorded_description(recorded: Any, classes: bool = False) -> str | None:
     """:func:`model_description` of the model a checkpoint's ``model`` section records (None
     for anything else)."""
@@ -595,7 +590,7 @@ def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] |
         sd, kind, recorded = _unwrap(obj, Path(source)), "file", recorded or _recorded(obj)
     else:
         sd, kind = state_dict_of(source)
-    what = name or {"module": f"the given {trunk_description(source)} module",
+    what = name or {"module": f"the given {model_description(source)} module",
                     "state dict": "a state dict"}.get(kind, str(source))
     if convention is None and isinstance(source, nn.Module):
         convention = getattr(source, "input_convention", None)

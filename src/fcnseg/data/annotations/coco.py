@@ -172,9 +172,9 @@ def _image_items(listed: list, src: Path, images: Path | None
         # fcnseg predict writes the plain name, and in 'path' where the picture lies;
         # Windows tools separate folders with backslashes.
         written = img.get("path") if images is None else None
-        path = find_picture([f / n for f in folders for n in (file_name, _posix(file_name))],
-                            src.parent / written if isinstance(written, str)
-                            else expected / _posix(file_name))
+        posix = file_name.replace("\\", "/")
+        path = find_picture([f / n for f in folders for n in (file_name, posix)],
+                            src.parent / written if isinstance(written, str) else expected / posix)
         # Tools export every image of a project, annotated or not: one without annotations
         # is all background only when the import asks for that.
         item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path,
@@ -225,11 +225,6 @@ def _vertices(annotation: dict) -> list[tuple[float, float]]:
     rings = annotation.get("segmentation")
     return [(x, y) for ring in (rings if isinstance(rings, list) else []) if isinstance(ring, list)
             for x, y in zip(ring[0::2], ring[1::2], strict=False)]
-
-
-def _posix(file_name: str) -> str:
-    """A ``file_name`` a Windows tool wrote (``site_a\\0003.jpg``) with ``/`` separators."""
-    return file_name.replace("\\", "/")
 
 
 @functools.lru_cache(maxsize=2)  # the segments of one image are drawn one after another

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -237,23 +237,6 @@ def _image_item(image: ET.Element, xml_path: Path, folders: list[Path],
     return item
 
 
-@dataclass(frozen=True)
-class VideoTask:
-    """The frames of a CVAT for video export: ``start`` to ``stop`` (None: no end) every
-    ``step``, each ``size`` (height, width); ``video`` the file the task was made of."""
-
-    start: int = 0
-    stop: int | None = None
-    step: int = 1
-    size: tuple[int, int] | None = None
-    video: str = ""
-
-    def covers(self, frame: int) -> bool:
-        """Whether ``frame`` is one of the task's frames."""
-        return (frame >= self.start and (self.stop is None or frame <= self.stop)
-                and (frame - self.start) % self.step == 0)
-
-
 def _whole_number(text: str | None, what: str, source: str) -> int | None:
     """``text`` as a whole number >= 0; None when absent; ValueError naming ``what``."""
     if text is None or not text.strip():
@@ -263,12 +246,14 @@ def _whole_number(text: str | None, what: str, source: str) -> int | None:
     return int(text)
 
 
-def _video_task(root: ET.Element, source: str) -> VideoTask:
-    """The frame range and size ``<meta>`` gives (a task's or a job's export)."""
+def _video_task(root: ET.Element, source: str) -> tuple[range, tuple[int, int] | None, str]:
+    """The task's frames (``start_frame`` to ``stop_frame``, else without end, every ``step``),
+    their size (height, width) and the video the task was made of, as ``<meta>`` gives them (a
+    task's or a job's export)."""
     meta = root.find("meta/task")
     meta = meta if meta is not None else root.find("meta/job")
     if meta is None:
-        return VideoTask()
+        return range(sys.maxsize), None, ""
 
     def number(path: str) -> int | None:
         return _whole_number(meta.findtext(path), f"<{path}>", source)
@@ -280,10 +265,11 @@ def _video_task(root: ET.Element, source: str) -> VideoTask:
         stop = start + (count - 1) * every
     height, width = number("original_size/height"), number("original_size/width")
     size = (height, width) if height and width else None
-    return VideoTask(start, stop, every, size, root.findtext("meta/source") or "")
+    return (range(start, sys.maxsize if stop is None else stop + 1, every), size,
+            root.findtext("meta/source") or "")
 
 
-def _frame_pictures(folders: list[Path], task: VideoTask) -> dict[int, Path]:
+def _frame_pictures(folders: list[Path], frames: range) -> dict[int, Path]:
     """The task's frame pictures (``frame_000012.PNG``: frame 12), the first folder's first."""
     found: dict[int, Path] = {}
     for folder in folders:
@@ -292,7 +278,7 @@ def _frame_pictures(folders: list[Path], task: VideoTask) -> dict[int, Path]:
         for path in sorted(folder.iterdir()):
             number = re.fullmatch(r"frame_(\d{1,12})", path.stem)
             if (number and path.suffix.lower() in IMAGE_EXTENSIONS
-                    and task.covers(int(number.group(1))) and path.is_file()):
+                    and int(number.group(1)) in frames and path.is_file()):
                 found.setdefault(int(number.group(1)), path)
     return found
 
@@ -320,21 +306,21 @@ def _video_frames(root: ET.Element, xml_path: Path, folders: list[Path]) -> list
         raise ValueError(f"{source}: a CVAT project export of video tasks, whose frames of "
                          f"different videos share their pictures' names (frame_000000, ...): "
                          f"export each task as CVAT for video 1.1 and import each")
-    task = _video_task(root, source)
+    frames, size, video = _video_task(root, source)
     shapes = _track_shapes(root, source)
-    pictures = _frame_pictures(folders, task)
+    pictures = _frame_pictures(folders, frames)
     if shapes and not pictures.keys() & shapes.keys():
         raise FileNotFoundError(
             f"{source}: a CVAT for video export without its frames: no frame_NNNNNN picture of "
             f"its annotated frames in {', '.join(printable(f) for f in folders)}; export the "
             f"task again as CVAT for video 1.1 with 'Save images' ticked, or extract every "
             f"frame of the video under its number: mkdir -p {printable(folders[0])} && ffmpeg "
-            f"-i {task.video or 'VIDEO'} -vsync passthrough -start_number 0 "
+            f"-i {video or 'VIDEO'} -vsync passthrough -start_number 0 "
             f"{printable(folders[0] / 'frame_%06d.png')}")
     items = []
     for frame in sorted(shapes.keys() | pictures.keys()):
         name = f"frame_{frame:06d}"
-        item = AnnotatedImage(name=name, source=xml_path, size=task.size, listed=True,
+        item = AnnotatedImage(name=name, source=xml_path, size=size, listed=True,
                               image_path=pictures.get(frame, folders[0] / f"{name}.png"),
                               where=f"frame {frame}", image_name=f"{name}.png")
         _drawn_shapes(item, shapes.get(frame, ()), source)

@@ -306,3 +306,29 @@ def test_an_unknown_dataset_is_named_as_it_was_typed(capsys) -> None:
         main(["check-data", "--dataset", "cvat-masks", "--root", "x"])
     assert "argument --dataset: invalid choice: 'cvat-masks' (choose from 'synthetic', " \
         in capsys.readouterr().err
+
+
+def test_a_background_spelling_the_labels_file_lacks_is_said_to_be_class_0(tmp_path,
+                                                                           capsys) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(src / "a.png")
+    shapes = [{"label": name, "points": [[10 * k, 0], [10 * k + 7, 7]], "group_id": None,
+               "shape_type": "rectangle", "flags": {}}
+              for k, name in enumerate(["background", "road"])]
+    (src / "a.json").write_text(json.dumps({
+        "version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": "a.png",
+        "imageData": None, "imageHeight": 30, "imageWidth": 40}))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\nroad\n")
+    assert main(["check-data", "--dataset", "labelme", "--root", str(src), "--labels",
+                 str(labels), "--split", "train", "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert [ln for ln in out.splitlines() if "'background'" in ln] == [
+        f"warning: {src}: label 'background' imported as class 0 '_background_': a label "
+        f"named like background is class 0, whatever its spelling"]

@@ -12,6 +12,7 @@ import numpy as np
 from fcnseg.data import io
 from fcnseg.data.annotations.importer import (
     ImportOptions,
+    background_aliases,
     band_raster,
     label_set_for,
     read_annotations,
@@ -77,7 +78,8 @@ class AnnotationDataset(BandImages, SegmentationDataset):
         self.classes = tuple(self.labels.classes)
         self.coco_categories = {n: c for n, c in found.coco_categories.items() if n in self.classes}
         # What fcnseg import warns of reading them (check-data says it too).
-        self.warnings = [*found.problems, *unlisted_labels(found, self.labels, self.options, {})]
+        self.warnings = [*found.problems, *unlisted_labels(found, self.labels, self.options, {}),
+                         *background_aliases(found, self.labels, self.root)]
         self.ignore_index = self.labels.ignore_index
         # as fcnseg import splits them: a video's frames all on one side
         splits = split_names((i.name for i in found.items), val_fraction).of

@@ -583,12 +583,8 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     if clash:
         raise ValueError(clash)
     of = f" of {printable(out / 'dataset.yaml')}" if existing else ""
-    # Those the labels grew by (labels.ids) or, with --labels, those drawn that it lacks.
-    used = [*labels.ids, *sorted(_region_labels(found))]
-    for name in [n for n in dict.fromkeys(used) if n != labels.classes[0]
-                 and (labels.ids.get(n) == 0 or labels.background_alias(n))]:
-        say(f"{printable(src)}: label {name!r} imported as class 0 {labels.classes[0]!r}{of}: "
-            f"a label named like background is class 0, whatever its spelling")
+    for line in background_aliases(found, labels, src, of):
+        say(line)
     _say_empty_classes(found, labels, len(existing or [BACKGROUND_LABEL]), options, say, src)
     if options.labels is None and not found.classes and not existing:
         # labelme and Label Studio files name no class list: the classes are those used.
@@ -601,6 +597,16 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
                          f"masks hold at most {min(options.ignore_index, 256)} classes below the "
                          f"ignore value {options.ignore_index}")
     return labels
+
+
+def background_aliases(found: Annotations, labels: LabelSet, src: Path, of: str = "") -> list[str]:
+    """One line per label named like background that is class 0 (``of``: the dataset's file)."""
+    # Those the labels grew by (labels.ids) or, with --labels, those drawn that it lacks.
+    used = [*labels.ids, *sorted(_region_labels(found))]
+    return [f"{printable(src)}: label {name!r} imported as class 0 {labels.classes[0]!r}{of}: "
+            f"a label named like background is class 0, whatever its spelling"
+            for name in dict.fromkeys(used) if name != labels.classes[0]
+            and (labels.ids.get(name) == 0 or labels.background_alias(name))]
 
 
 def _say_empty_classes(found: Annotations, labels: LabelSet, first: int, options: ImportOptions,

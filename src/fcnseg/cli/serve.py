@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 
 import torch
@@ -46,10 +45,6 @@ _LIMIT_OPTIONS: tuple[tuple[str, str, type, int, str], ...] = (
 )
 
 
-class PortUnavailableError(RuntimeError):
-    """The address to serve on cannot be bound (in use, not ours, or not an address here)."""
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_checkpoint(p, help="the checkpoint to serve: a file, a pretrained folder or "
                            "hf://user/repo[@rev]")
@@ -84,51 +79,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="least severe server messages shown")
 
 
+def _dest(option: str) -> str:
+    return option.removeprefix("--").replace("-", "_")
+
+
 def limits_from_args(args: argparse.Namespace) -> dict[str, int | float]:
     """The :class:`ServiceLimits` fields the limit options give (``--max-upload-mb`` in bytes)."""
     defaults = ServiceLimits()
     limits = {}
     for option, field, _, unit, _ in _LIMIT_OPTIONS:
-        value = getattr(args, option.removeprefix("--").replace("-", "_")) * unit
+        value = getattr(args, _dest(option)) * unit
         limits[field] = type(getattr(defaults, field))(value)  # the field's type: whole bytes
     return limits
 
 
-def bind_listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port``, as uvicorn would bind it.
-
-    Raises:
-        PortUnavailableError: one line naming ``host:port`` and why (e.g. already in use).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        reason = e.strerror or str(e)
-        raise PortUnavailableError(f"cannot serve on {where}: {reason}; choose another "
-                                   f"--port or --host") from None
-    sock.set_inheritable(True)
-    return sock
-
-
 def check_limit_options(args: argparse.Namespace) -> None:
-    """Refuse, in one line, limit options the service cannot work with, before anything is
-    loaded: a count that is not positive, a timeout that is not a positive number of seconds,
-    an open-file limit that leaves fewer connections than a health check beside one request."""
-    for name in ("workers_concurrency", "max_pixels", "port", "max_connections"):
-        if getattr(args, name) < (0 if name == "port" else 1):
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got "
-                             f"{getattr(args, name)}")
-    if args.queue < 0 or args.max_upload_mb <= 0:
-        raise ValueError("--queue must be at least 0 and --max-upload-mb positive")
-    for name in ("body_timeout", "header_timeout"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive number of seconds, "
-                             f"got {getattr(args, name)}")
+    """Refuse, in one line, limit options the service cannot work with (as
+    :class:`ServiceLimits` checks them), before anything is loaded, and an open-file limit that
+    leaves fewer connections than a health check beside one request."""
+    if args.port < 0:
+        raise ValueError(f"--port must be positive, got {args.port}")
+    try:
+        ServiceLimits(**limits_from_args(args))
+    except (ValueError, OverflowError) as e:  # named by its option, as given (a NaN or
+        # infinite --max-upload-mb is no whole number of bytes)
+        option = next((o for o, field, *_ in _LIMIT_OPTIONS if str(e).startswith(f"{field} ")),
+                      "--max-upload-mb")
+        raise ValueError(f"{option} {getattr(args, _dest(option))}: {e}") from None
     too_few = too_few_connections(connection_cap(args.max_connections), args.max_connections)
     if too_few is not None:
         raise ValueError(too_few)
@@ -137,7 +114,7 @@ def check_limit_options(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         from fcnseg.serve import create_app
-        from fcnseg.serve.server import serve
+        from fcnseg.serve.server import bind_socket, serve
     except ImportError as e:
         raise RuntimeError(f"fcnseg serve needs the 'serve' extra ({e.name} is missing): "
                            f"pip install 'fcnseg[serve]'") from None
@@ -146,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     tiles = options.tiles_from_args(args)  # refused in one line before the model is loaded
     resolve_device(args.device)  # a GPU that is not there: predict's one line, before loading
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
-    sock = bind_listening_socket(args.host, args.port)
+    sock = bind_socket(args.host, args.port)
     try:
         threads = args.threads or max(1, os.cpu_count() or 1)
         torch.set_num_threads(threads)  # ONNX Runtime sessions take torch's count (onnx_session)

@@ -244,10 +244,24 @@ def serve(app: Any, sock: socket.socket, limits: ServiceLimits, gauge: Connectio
     build_server(app, limits, gauge, log_level=log_level).run(sockets=[sock])
 
 
+class PortUnavailableError(RuntimeError):
+    """The address to serve on cannot be bound (in use, not ours, or not an address here)."""
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening socket bound to ``host:port`` (IPv6 when ``host`` has a colon)."""
+    """A listening socket bound to ``host:port`` (IPv6 when ``host`` has a colon).
+
+    Raises:
+        PortUnavailableError: one line naming ``host:port`` and why (e.g. already in use).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as e:
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        reason = (e.strerror or str(e)).split(" (while attempting to bind")[0]
+        raise PortUnavailableError(f"cannot serve on {where}: {reason}; choose another "
+                                   f"--port or --host") from None
 
 
 def serve_app(app: Any, host: str = "127.0.0.1", port: int = 8000, *,

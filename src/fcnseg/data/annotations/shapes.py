@@ -460,19 +460,10 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
         return None, errors
     if options.overlap == "ignore":
         label[conflict] = labels.ignore_index
-    if ignored is not None:
-        _count_ignored(label == labels.ignore_index, covered == labels.ignore_index, crowd,
-                       conflict, ignored)
+    if ignored is not None:  # by why: an overlap, a crowd, else a label
+        is_ignored = label == labels.ignore_index
+        for why, where in ((IGNORED_OVERLAP, conflict), (IGNORED_CROWD, crowd & ~conflict),
+                           (IGNORED_LABEL, (covered == labels.ignore_index) & ~crowd & ~conflict)):
+            if n := int(np.count_nonzero(is_ignored & where)):
+                ignored[why] = ignored.get(why, 0) + n
     return label, problems
-
-
-def _count_ignored(ignored_pixels: np.ndarray, drawn_ignored: np.ndarray, crowd: np.ndarray,
-                   conflict: np.ndarray, counts: dict[str, int]) -> None:
-    """Adds the ignored pixels to counts by why: an overlap, a crowd, else a label."""
-    overlap = int(np.count_nonzero(ignored_pixels & conflict))
-    as_crowd = int(np.count_nonzero(ignored_pixels & crowd & ~conflict))
-    labelled = int(np.count_nonzero(ignored_pixels & drawn_ignored & ~crowd & ~conflict))
-    for why, n in ((IGNORED_OVERLAP, overlap), (IGNORED_CROWD, as_crowd),
-                   (IGNORED_LABEL, labelled)):
-        if n:
-            counts[why] = counts.get(why, 0) + n

@@ -723,14 +723,9 @@ def load_image(source: ImageSource, *, name: str | None = None,
         samples = read_samples(source, name=where, max_pixels=max_pixels)
         return integers_to_rgb(samples, alpha=samples.shape[-1] in (2, 4))
     with _checked(source, where) as (stream, tif, samples):
-        if samples is not None and samples.integer_grey:
-            return _integer_grey_tiff(tif, samples, where, max_pixels)
+        if samples is not None and _read_by_tifffile(samples):
+            return _tiff_rgb(tif, samples, where, max_pixels)
         with _opened(stream, where, max_pixels, tif) as img:
-            if _read_by_tifffile(img, samples):  # as fcnseg predict's raster tiles read it
-                pixels = _decoded(lambda: _first_tiff_page(tif), where)  # Pillow decodes none
-                rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
-                                      cmyk=samples.cmyk)
-                return np.ascontiguousarray(upright_array(rgb, exif_orientation(img)))
             return pil_to_rgb(_decoded_upright(img, tif, where), where)
 
 
@@ -752,31 +747,25 @@ def _decoded_upright(img: Image.Image, tif: Any, where: str) -> Image.Image:
     return _upright(img)
 
 
-def _integer_grey_tiff(tif: Any, samples: TiffSamples, where: str,
-                       max_pixels: int | None) -> np.ndarray:
-    """A TIFF of one band of 16- or 32-bit integers (its header ``tif``) read by tifffile, as
-    predict's tiles (Pillow reads uint32 as signed, or not at all)."""
+def _read_by_tifffile(samples: TiffSamples) -> bool:
+    """Whether a TIFF is read by tifffile, as predict's tiles: grey of 16- or 32-bit integers
+    (Pillow reads uint32 as signed, or not at all), colour wider than 8 bits (Pillow keeps the
+    high byte), alpha, CMYK."""
+    if samples.dtype.kind not in "ui" or samples.palette is not None:
+        return False
+    wide_colour = samples.bands - samples.alpha == 3 and samples.dtype.itemsize > 1
+    return samples.integer_grey or samples.alpha or samples.cmyk or wide_colour
+
+
+def _tiff_rgb(tif: Any, samples: TiffSamples, where: str, max_pixels: int | None) -> np.ndarray:
+    """:func:`load_image` of a TIFF :func:`_read_by_tifffile` (Pillow opens none of it)."""
     check_pixels(where, samples.width, samples.height, max_pixels)
     if (images := tiff_images(tif)) > 1:
-        raise ImageError(where, multi_image_problem(images))
-    pixels = _decoded(tif.pages[0].asarray, where)
-    rgb = integers_to_rgb(pixels.reshape(samples.height, samples.width))
+        raise ImageError(where, multi_image_problem(images, *(_stack_of(tif) or ())))
+    pixels = _decoded(lambda: _first_tiff_page(tif), where)
+    rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
+                          cmyk=samples.cmyk)
     return np.ascontiguousarray(upright_array(rgb, samples.orientation))
-
-
-def _read_by_tifffile(img: Image.Image, samples: TiffSamples | None) -> bool:
-    """Whether a TIFF of these ``samples`` is read by tifffile, as predict's tiles: colour wider
-    than 8 bits, alpha, CMYK (else Pillow reads it)."""
-    if img.format != "TIFF" or img.mode not in ("RGB", "RGBA", "RGBa", "LA", "La", "CMYK"):
-        return False
-    # Colour samples wider than 8 bits, of which Pillow keeps the high byte.
-    bits = img.tag_v2.get(258, (8,))  # BitsPerSample
-    wide = img.mode in ("RGB", "RGBA") and max(bits if isinstance(bits, tuple) else (bits,)) > 8
-    if img.mode == "RGB" and not wide:
-        return False  # 8-bit RGB: Pillow's pixels are the file's
-    if samples is None or samples.dtype.kind not in "ui":
-        return False
-    return samples.alpha or samples.cmyk or wide
 
 
 def _first_tiff_page(tif: Any) -> np.ndarray:

@@ -4,25 +4,13 @@ One write is in flight at a time; the next save raises a failed one, ``finish`` 
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fcnseg.checkpoint import write_checkpoint
-
-
-def snapshot(obj: Any) -> Any:
-    """``obj`` with every tensor in it copied (dicts, lists and tuples rebuilt)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, Mapping):
-        return {k: snapshot(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(snapshot(v) for v in obj)
-    return obj
 
 
 class CheckpointWriter:
@@ -38,8 +26,7 @@ class CheckpointWriter:
         if not background:
             write_checkpoint(path, payload)
             return
-        copied = snapshot(payload)
-        self.thread = threading.Thread(target=self._write, args=(path, copied),
+        self.thread = threading.Thread(target=self._write, args=(path, copy.deepcopy(payload)),
                                        name="fcnseg-checkpoint")
         self.thread.start()
 

@@ -16,9 +16,9 @@ from fcnseg.data.annotations.importer import (
     band_raster,
     label_set_for,
     read_annotations,
+    refuse_spelling_clash,
     refused_labels,
     resolve_image,
-    spelling_clash,
     unlisted_labels,
 )
 from fcnseg.data.annotations.shapes import AnnotatedImage, RasterOptions, printable, rasterise
@@ -72,9 +72,7 @@ class AnnotationDataset(BandImages, SegmentationDataset):
                                  empty_as_background=bool(empty_as_background))
         found = found.renamed(self.options.rename)[0]
         self.labels = label_set_for(found, self.options)
-        clash = spelling_clash(found, self.options, self.labels, self.root)
-        if clash:
-            raise ValueError(clash)
+        refuse_spelling_clash(found, self.options, self.labels, self.root)
         self.classes = tuple(self.labels.classes)
         self.coco_categories = {n: c for n, c in found.coco_categories.items() if n in self.classes}
         # What fcnseg import warns of reading them (check-data says it too).

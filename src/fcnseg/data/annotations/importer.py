@@ -579,9 +579,7 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     """The classes (after an earlier import's); ValueError on a spelling clash."""
     existing = list(earlier.get("classes", ())) or None
     labels = label_set_for(found, options, existing)
-    clash = spelling_clash(found, options, labels, src, (existing or [], out / "dataset.yaml"))
-    if clash:
-        raise ValueError(clash)
+    refuse_spelling_clash(found, options, labels, src, (existing or [], out / "dataset.yaml"))
     of = f" of {printable(out / 'dataset.yaml')}" if existing else ""
     for line in background_aliases(found, labels, src, of):
         say(line)
@@ -623,11 +621,11 @@ def _say_empty_classes(found: Annotations, labels: LabelSet, first: int, options
             f"LABELS.txt listing the classes to keep")
 
 
-def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet, src: Path,
-                   earlier: tuple[list[str], Path] = ([], Path())) -> str | None:
-    """One line naming the class names that differ only in case or surrounding spaces, each
-    with its file (``earlier`` dataset.yaml, labels file, export ``src``), and the ``--rename``
-    that names each class one way; None when there are none."""
+def refuse_spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet,
+                          src: Path, earlier: tuple[list[str], Path] = ([], Path())) -> None:
+    """A ValueError, in one line, naming the class names that differ only in case or
+    surrounding spaces, each with its file (``earlier`` dataset.yaml, labels file, export
+    ``src``), and the ``--rename`` that names each class one way; nothing when there are none."""
     existing, config = earlier
     source = printable(src)
     # The export's label list, then the other labels its region shapes use.
@@ -637,15 +635,15 @@ def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet,
         *((c, printable(options.labels)) for c in labels.classes if options.labels),
         *((c, source) for c in dict.fromkeys([*found.classes, *used]))])
     if not clashes:
-        return None
+        return
     shown = "; ".join(" and ".join(f"{n!r} ({w})" for n, w in g.items()) for g in clashes)
     fixes = [f"--rename {shlex.quote(f'{n}={next(iter(g))}')}"
              for g in clashes for n, w in list(g.items())[1:] if w == source]
     files = dict.fromkeys(w for g in clashes for w in g.values() if w != source)
     fix = (f"import with {' '.join(fixes)}" if fixes else
            f"spell each class one way in {' and '.join(files)}")
-    return (f"class names that differ only in case or surrounding spaces would be separate "
-            f"classes: {shown}: {fix} (nothing imported)")
+    raise ValueError(f"class names that differ only in case or surrounding spaces would be "
+                     f"separate classes: {shown}: {fix} (nothing imported)")
 
 
 def refused_labels(items: Iterable[AnnotatedImage], labels: LabelSet, options: ImportOptions,

@@ -603,7 +603,7 @@ def _opened(stream: Any, where: str, max_pixels: int | None, tif: Any) -> Any:
         yield img
 
 
-def _decoded(decode: Callable[[], Any], where: str) -> Any:
+def decoded(decode: Callable[[], Any], where: str) -> Any:
     """``decode()``, any failure but running out of memory an :class:`ImageError`."""
     try:
         return decode()
@@ -649,13 +649,13 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
     if tile is not None and tile[3] == "LA;16B" and img.mode == "RGBA":
         # No low-byte reading of these: each pixel's 4 bytes as 8-bit RGBA are its 2 samples.
         img.tile = [_with_rawmode(tile, "RGBA")]
-        _decoded(img.load, where)
+        decoded(img.load, where)
         return np.asarray(img).view(">u2").astype(np.uint16)
     low_mode = _PNG_LOW_BYTES.get(tile[3]) if tile is not None else None
     if tile is None or low_mode is None or img.mode not in ("RGB", "RGBA"):
         raise ImageError(where, "a PNG of 16 bits per colour sample, which this Pillow does not "
                                 "decode at full depth: save it as a 16-bit TIFF")
-    _decoded(img.load, where)
+    decoded(img.load, where)
     # Each decode goes straight into its half of the samples: no uint16 temporary (a bomb at
     # the pixel limit would take several times its samples' size).
     samples = np.empty((img.height, img.width, len(img.getbands())), np.uint16)
@@ -664,7 +664,7 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
     halves[..., high_byte] = np.asarray(img)
     with _open_header(_stream(source), where, max_pixels) as low_img:
         low_img.tile = [_with_rawmode(tile, low_mode)]
-        _decoded(low_img.load, where)
+        decoded(low_img.load, where)
         if low_img.size != img.size or low_img.mode != img.mode:
             raise ImageError(where, "cannot be decoded: its two reads disagree")
         halves[..., 1 - high_byte] = np.asarray(low_img)
@@ -738,12 +738,12 @@ def _decoded_upright(img: Image.Image, tif: Any, where: str) -> Image.Image:
     through tifffile, from its header ``tif`` (Pillow scrambles an uncompressed one)."""
     if img.format == "TIFF" and img.mode in _GREY_MODES and \
             (orientation := exif_orientation(img)) >= 5:
-        pixels = _decoded(lambda: _first_tiff_page(tif), where)
+        pixels = decoded(lambda: _first_tiff_page(tif), where)
         if pixels.ndim == 3 and pixels.shape[2] == 1:
             pixels = pixels[..., 0]
         if pixels.ndim == 2:
             return Image.fromarray(np.ascontiguousarray(upright_array(pixels, orientation)))
-    _decoded(img.load, where)
+    decoded(img.load, where)
     return _upright(img)
 
 
@@ -762,7 +762,7 @@ def _tiff_rgb(tif: Any, samples: TiffSamples, where: str, max_pixels: int | None
     check_pixels(where, samples.width, samples.height, max_pixels)
     if (images := tiff_images(tif)) > 1:
         raise ImageError(where, multi_image_problem(images, *(_stack_of(tif) or ())))
-    pixels = _decoded(lambda: _first_tiff_page(tif), where)
+    pixels = decoded(lambda: _first_tiff_page(tif), where)
     rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
                           cmyk=samples.cmyk)
     return np.ascontiguousarray(upright_array(rgb, samples.orientation))

@@ -35,6 +35,7 @@ from fcnseg.data.images import (
     TiffSamples,
     camera_raw_problem,
     check_pixels,
+    decoded,
     file_head,
     multi_image_problem,
     open_upright,
@@ -517,22 +518,16 @@ def _tifffile_array(tif: Any, path: Path, where: str, axes: str) -> np.ndarray:
     """A TIFF whose bands are pages as H×W×N: memory-mapped where it can be (as
     ``tifffile.memmap`` maps it, from the header ``tif``), else decoded."""
     series = tif.series[0]
-    try:
-        try:
-            if series.dataoffset is None:
-                raise ValueError("not memory-mappable")
-            a = np.memmap(path, np.dtype(tif.byteorder + series.dtype.char), "r",
-                          series.dataoffset, series.shape, "C")
-        except ValueError:  # compressed or not contiguous: decode it (every page: a band)
-            a = tif.asarray()
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
-        raise ImageError(where, f"cannot be decoded, truncated or corrupt "
-                                f"({type(e).__name__}: {e})") from None
-    if a.ndim == 3 and axes[0] in "SCQI" and axes[-1] not in "SCQI":
-        a = np.moveaxis(a, 0, -1)  # planar configuration: bands first
-    return a if a.ndim == 3 else a[..., None]
+
+    def mapped_or_decoded() -> np.ndarray:
+        with contextlib.suppress(ValueError):  # compressed or not contiguous: decoded below
+            if series.dataoffset is not None:
+                return np.memmap(path, np.dtype(tif.byteorder + series.dtype.char), "r",
+                                 series.dataoffset, series.shape, "C")
+        return tif.asarray()  # every page: a band
+
+    a = decoded(mapped_or_decoded, where)  # H×W×N or N×H×W (_tifffile_reader's check)
+    return np.moveaxis(a, 0, -1) if axes[0] in "SCQI" and axes[-1] not in "SCQI" else a
 
 
 def _pillow_array(path: Path, where: str, max_pixels: int | None) -> np.ndarray:

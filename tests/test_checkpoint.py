@@ -371,3 +371,15 @@ def test_a_safetensors_checkpoint_refuses_a_metric_json_cannot_hold_as_a_number(
         save_safetensors_checkpoint(tmp_path / "m.safetensors", _model(), class_names=NAMES,
                                     palette=voc_palette(), metrics={"mean_iu": np.float32(0.5)})
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_safetensors_checkpoint_keeps_the_background_class(tmp_path: Path) -> None:
+    from fcnseg.checkpoint import save_checkpoint_safetensors, save_safetensors_checkpoint
+
+    pytest.importorskip("safetensors")
+    ckpt = save_checkpoint(tmp_path / "m.pt", _model(), class_names=NAMES, background="disc")
+    for converted in (save_checkpoint_safetensors(tmp_path / "c.safetensors", ckpt),
+                      save_safetensors_checkpoint(tmp_path / "m.safetensors", _model(),
+                                                  class_names=NAMES, palette=voc_palette(),
+                                                  background="disc")):
+        assert load_checkpoint(converted)["classes"]["background"] == "disc"

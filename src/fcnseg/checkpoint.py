@@ -164,12 +164,8 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
     heads = _head_classes(model_to_save, names, contents.head_classes)
     if heads is not None:
         classes["heads"] = heads
-    background = contents.background
-    if background is not None:
-        if str(background) not in names:
-            raise CheckpointError(f"background {background!r} is none of the classes {names}")
-        classes["background"] = str(background)
-    classes.update(coco_categories_of({"coco_categories": contents.coco_categories}, names))
+    classes.update(class_extras_of({"coco_categories": contents.coco_categories,
+                                    "background": contents.background}, names))
     return checkpoint_dict(
         {k: v.detach().cpu() for k, v in model_to_save.state_dict().items()},
         describe_model(model_to_save), classes, recipe=dict(contents.recipe or {}),
@@ -488,12 +484,17 @@ def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any
             **extra}
 
 
-def coco_categories_of(classes: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """``{"coco_categories": ...}`` of a checkpoint's ``classes`` for those of ``names``
-    (what a pretrained config carries on, for ``predict --format coco``), else {}."""
+def class_extras_of(classes: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The ``coco_categories`` (for ``predict --format coco``) of a checkpoint's ``classes``
+    for those of ``names``, and its ``background`` (one of ``names``, else a CheckpointError):
+    what a pretrained config carries on."""
     coco = {n: dict(c) for n, c in fields_of(classes.get("coco_categories")).items()
             if n in names}
-    return {"coco_categories": coco} if coco else {}
+    background = classes.get("background")
+    if background is not None and str(background) not in names:
+        raise CheckpointError(f"background {background!r} is none of the classes {names}")
+    return {**({"coco_categories": coco} if coco else {}),
+            **({"background": str(background)} if background is not None else {})}
 
 
 def write_model_safetensors(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:
@@ -505,13 +506,14 @@ def write_model_safetensors(path: Path, model: nn.Module, metadata: dict[str, st
 def save_safetensors_checkpoint(
     path: PathLike, model: nn.Module, *, class_names: Sequence[str], palette: Any,
     ignore_index: int = 255, metrics: Mapping[str, Any] | None = None,
-    source: Mapping[str, Any] | None = None, **extra: Any,
+    source: Mapping[str, Any] | None = None, background: str | None = None, **extra: Any,
 ) -> Path:
-    """One ``.safetensors`` file whose metadata holds the ``config.json`` description (with the
-    ``extra`` fields: a calibrated temperature), so that ``--checkpoint FILE.safetensors`` works
-    like a checkpoint."""
+    """One ``.safetensors`` file whose metadata holds the ``config.json`` description (with
+    ``background`` as :func:`save_checkpoint` takes it, and the ``extra`` fields: a calibrated
+    temperature), so that ``--checkpoint FILE.safetensors`` works like a checkpoint."""
     config = pretrained_config(model, class_names, palette, ignore_index, metrics, source,
                                **extra)
+    config["classes"].update(class_extras_of({"background": background}, class_names))
     # A value JSON has no type for (a NumPy float metric) is refused, never stored as text.
     write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config)})
     return Path(path)
@@ -544,7 +546,7 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
                                int(classes["ignore_index"]), ckpt.get("metrics"),
                                _converted_from(ckpt),
                                **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})
-    config["classes"].update(coco_categories_of(classes, config["classes"]["names"]))
+    config["classes"].update(class_extras_of(classes, config["classes"]["names"]))
     # What a checkpoint as loaded holds beyond JSON's types (a path, a tensor) is kept as text.
     write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
     return Path(path)

@@ -20,7 +20,7 @@ from torch import nn
 from fcnseg.checkpoint import (
     as_checkpoint,
     build_model_from_checkpoint,
-    coco_categories_of,
+    class_extras_of,
     load_checkpoint,
     pretrained_config,
     write_model_safetensors,
@@ -61,7 +61,7 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
         metrics = metrics if metrics is not None else ckpt.get("metrics")
     config = pretrained_config(model, names, pal, ignore, metrics, None)
     if not isinstance(model_or_checkpoint, nn.Module):
-        config["classes"].update(coco_categories_of(classes, names))
+        config["classes"].update(class_extras_of(classes, names))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_model_safetensors(folder / WEIGHTS_NAME, model, {"format": "pt"})

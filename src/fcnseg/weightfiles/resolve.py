@@ -84,8 +84,8 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
     with contextlib.suppress(TypeError, ValueError):  # else the checkpoint checks name it
         ignore_index = int(ignore_index)
     classes = {"names": [str(n) for n in classes["names"]], "palette": classes["palette"],
-               "ignore_index": ignore_index,  # the checkpoint checks check coco_categories
-               **{k: classes[k] for k in ("coco_categories",) if k in classes}}
+               "ignore_index": ignore_index,  # the checkpoint checks check the others
+               **{k: classes[k] for k in ("coco_categories", "background") if k in classes}}
     calibrated = {}  # what ``fcnseg calibrate`` stored
     if "temperature" in config:
         t = config["temperature"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
-from fcnseg.data.rasters import open_raster
+from fcnseg.data.rasters import raster_info
 from fcnseg.inference import rasters
 from fcnseg.inference.files import (
     FileOutcome,
@@ -252,10 +252,10 @@ def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
         # from an earlier run of this same model and settings
         complete = rasters.output_complete(out, path, seg.class_names, run.tiles, model_id)
         if plan.share is None or complete:
-            problem = _segment_raster(seg, (path, out), job, run, plan.protected)
+            problem, bands = _segment_raster(seg, (path, out), job, run, plan.protected)
         else:  # this process's share of its tile rows, which rank 0 joins
-            problem = _segment_raster(seg, (path, rasters.part_path(out, plan.share[0])),
-                                      replace(job, part=plan.share), run, plan.protected)
+            problem, bands = _segment_raster(seg, (path, rasters.part_path(out, plan.share[0])),
+                                             replace(job, part=plan.share), run, plan.protected)
             problem = next((p for p in plan.gather(problem) if p is not None), None)
             if problem is None and plan.is_main:
                 rasters.merge_parts(path, out, seg.class_names, run.tiles, plan.share[1],
@@ -264,19 +264,21 @@ def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
             plan.gather(None)  # the others wait for the merged output
         if plan.share is None or plan.is_main:  # rank 0 counts the raster it merged
             if problem is None and run.style.overlay:
-                problem = _raster_preview(seg, path, out, run.style)
+                problem = _raster_preview(seg, path, out, run.style, bands)
             tally.count(problem, run.report, complete=complete)
 
 
 def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.RasterJob,
-                    run: RasterRun, protected: frozenset[Path]) -> str | None:
-    """A raster (or a share of its rows, ``job.part``) by tiles into ``out``; a problem line."""
+                    run: RasterRun, protected: frozenset[Path]
+                    ) -> tuple[str | None, tuple[str, ...] | None]:
+    """A raster (or a share of its rows, ``job.part``) by tiles into ``out``; a problem line
+    and the bands read."""
     path, out = files
     if out.resolve() in protected:
-        return f"{path}: its output {out} would replace an input; not segmented"
+        return f"{path}: its output {out} would replace an input; not segmented", None
     if importlib.util.find_spec("rasterio") is None:  # label GeoTIFFs are written with it
         return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
-                f"(pip install 'fcnseg[geo]')")
+                f"(pip install 'fcnseg[geo]')"), None
     bars: list[Any] = []  # the tiles' bar, begun when predict_raster says how many
 
     def start(count: int, total: int, resumed_from_row: int) -> None:
@@ -286,8 +288,7 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
         bars.append(stack.enter_context(run.progress(count, desc=f"predict {path.name}")))
 
     try:
-        with open_raster(path) as reader:
-            info = reader.info
+        info = raster_info(path)
         job = replace(job, bands=rasters.model_bands(seg, info), started=start,
                       progress=lambda count: bars[0].update(count),  # after start
                       nodata=seg.input_convention.nodata)
@@ -303,7 +304,7 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
                            f"command again to continue from there")
                 raise
     except ImageError as e:
-        return str(e)
+        return str(e), None
     if outcome.skipped:
         run.report(f"{out} is complete already; skipped")
     elif outcome.replaced:
@@ -312,19 +313,18 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
         run.report(f"{out}: removed the earlier run's "
                    f"{' and '.join(p.name for p in outcome.removed)} (not written with these "
                    f"settings)")
-    return None
+    return None, job.bands
 
 
-def _raster_preview(seg: Segmenter, path: Path, out: Path, style: PictureStyle) -> str | None:
-    """``NAME_overlay.png`` beside a label raster (a problem as one line)."""
+def _raster_preview(seg: Segmenter, path: Path, out: Path, style: PictureStyle,
+                    bands: tuple[str, ...] | None) -> str | None:
+    """``NAME_overlay.png`` beside a label raster, of ``bands`` (a problem as one line)."""
     preview = out.with_name(f"{out.stem}_overlay.png")
     if preview.is_file() and preview.stat().st_mtime >= out.stat().st_mtime:
         return None  # written with this label raster
     try:
-        with open_raster(path) as reader:
-            bands = rasters.model_bands(seg, reader.info)
         rasters.write_raster_preview(path, out, preview, seg.palette, seg.class_names, bands=bands,
-                             band_names=seg.input_convention.bands, style=style)
+                                     band_names=seg.input_convention.bands, style=style)
     except ImageError as e:
         return str(e)
     return None

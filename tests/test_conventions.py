@@ -99,3 +99,11 @@ def test_a_band_conventions_repr_names_its_bands_not_an_rgb_order() -> None:
     assert text.startswith("InputConvention(name='bands', scale=1.0, mean=(900.0, 2000.0)")
     assert "bands=('blue', 'nir'), nodata=0.0" in text
     assert "channel_order='BGR'" in repr(get_convention("caffe_bgr"))
+
+
+@pytest.mark.parametrize("convention", [
+    TORCHVISION_RGB, CAFFE_BGR, band_convention(["blue", "nir"], [900.0, 2000.0], [200.0, 600.0],
+                                                nodata=0, sample_types=["uint16"])],
+    ids=["rgb", "caffe_bgr", "bands"])
+def test_a_conventions_repr_evaluates_to_the_same_convention(convention) -> None:
+    assert eval(repr(convention), {"InputConvention": InputConvention}) == convention

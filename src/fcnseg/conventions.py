@@ -9,7 +9,7 @@ convention travels with the model (``model.input_convention``) and its checkpoin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -22,8 +22,8 @@ class InputConvention:
 
     name: str
     #: "RGB" or "BGR": the order the network's first layer expects. A multi-band convention
-    #: keeps its ``bands``' order ("RGB" by rule, left out of its repr).
-    channel_order: str
+    #: keeps its ``bands``' order ("RGB" by rule, the default, left out of its repr).
+    channel_order: str = field(default="RGB", kw_only=True)
     scale: float  # multiplies 0-255 pixel values before the mean is subtracted
     mean: tuple[float, ...]
     std: tuple[float, ...]

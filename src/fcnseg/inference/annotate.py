@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from fcnseg.data.annotations.contours import ring_area
 from fcnseg.data.annotations.export import (
     DEFAULT_TOLERANCE,
     EXPORT_FORMATS,
@@ -59,15 +60,10 @@ def image_uncertainty(probs: np.ndarray) -> tuple[float, float]:
     return float(entropy(probs).mean(dtype=np.float64)), float(share)
 
 
-def _shoelace(points: np.ndarray) -> float:
-    x, y = points[:, 0], points[:, 1]
-    return abs(float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())) / 2
-
-
 def _lattice_pixels(points: np.ndarray) -> float:
     """The pixel centres inside or on a polygon through pixel centres (Pick's theorem)."""
     step = np.abs(np.roll(points, -1, axis=0) - points).astype(np.int64)
-    return _shoelace(points) + float(np.gcd(step[:, 0], step[:, 1]).sum()) / 2 + 1
+    return abs(ring_area(points)) + float(np.gcd(step[:, 0], step[:, 1]).sum()) / 2 + 1
 
 
 def _common_tail(a: tuple[str, ...], b: tuple[str, ...]) -> int:
@@ -196,11 +192,11 @@ class PreAnnotations:
         if self.fmt == "coco":
             return [float(ann["area"]) for ann in document[1]]
         if self.fmt == "cvat":  # corner polygons: their area is their pixels
-            return [_shoelace(np.array([p.split(",") for p in el.get("points").split(";")],
-                                       float)) for el in document.iter("polygon")]
+            return [abs(ring_area(np.array([p.split(",") for p in el.get("points").split(";")],
+                                           float))) for el in document.iter("polygon")]
         if self.fmt == "labelstudio":  # corner polygons, in percent of the image's size
-            return [_shoelace(np.asarray(r["value"]["points"], float)
-                              * [r["original_width"] / 100, r["original_height"] / 100])
+            return [abs(ring_area(np.asarray(r["value"]["points"], float)
+                                  * [r["original_width"] / 100, r["original_height"] / 100]))
                     for r in document[0]]
         if self.fmt == "labelme":  # through pixel centres: the pixels inside and on it
             return [_lattice_pixels(np.asarray(s["points"], float)) for s in document["shapes"]]

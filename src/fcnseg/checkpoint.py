@@ -484,23 +484,6 @@ def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any
             **extra}
 
 
-def checkpoint_pretrained_config(ckpt: Mapping[str, Any], class_names: Sequence[str] | None = None,
-                                 palette: Any = None, metrics: Mapping[str, Any] | None = None,
-                                 source: Mapping[str, Any] | None = None,
-                                 **extra: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """The model a loaded checkpoint describes and its :func:`pretrained_config`: the
-    checkpoint's classes, palette and metrics unless given, and its :func:`class_extras_of`."""
-    model = build_model_from_checkpoint(ckpt)
-    classes = ckpt["classes"]
-    names = list(class_names or classes["names"])
-    config = pretrained_config(model, names, classes["palette"] if palette is None else palette,
-                               int(classes["ignore_index"]),
-                               ckpt.get("metrics") if metrics is None else metrics, source,
-                               **extra)
-    config["classes"].update(class_extras_of(classes, names))
-    return model, config
-
-
 def class_extras_of(classes: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """The ``coco_categories`` (for ``predict --format coco``) of a checkpoint's ``classes``
     for those of ``names``, and its ``background`` (one of ``names``, else a CheckpointError):
@@ -557,9 +540,13 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
     writes them: its weights, and in the metadata its description, classes, metrics and any
     temperature and calibration (``fcnseg calibrate``). Written whole or not at all."""
     ckpt = as_checkpoint(checkpoint)
-    model, config = checkpoint_pretrained_config(
-        ckpt, source=_converted_from(ckpt),
-        **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})
+    model = build_model_from_checkpoint(ckpt)
+    classes = ckpt["classes"]
+    config = pretrained_config(model, classes["names"], classes["palette"],
+                               int(classes["ignore_index"]), ckpt.get("metrics"),
+                               _converted_from(ckpt),
+                               **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})
+    config["classes"].update(class_extras_of(classes, config["classes"]["names"]))
     # What a checkpoint as loaded holds beyond JSON's types (a path, a tensor) is kept as text.
     write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
     return Path(path)

@@ -20,7 +20,7 @@ from torch import nn
 from fcnseg.checkpoint import (
     as_checkpoint,
     build_model_from_checkpoint,
-    checkpoint_pretrained_config,
+    class_extras_of,
     load_checkpoint,
     pretrained_config,
     write_model_safetensors,
@@ -51,10 +51,17 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
         names, pal, ignore = list(class_names), palette, ignore_index
         if pal is None:  # save_checkpoint's default: one model, one look
             pal = distinct_palette(names, ignore).tolist()
-        config = pretrained_config(model, names, pal, ignore, metrics, None)
     else:
-        model, config = checkpoint_pretrained_config(as_checkpoint(model_or_checkpoint),
-                                                     class_names, palette, metrics)
+        ckpt = as_checkpoint(model_or_checkpoint)
+        model = build_model_from_checkpoint(ckpt)
+        classes = ckpt["classes"]
+        names = list(class_names or classes["names"])
+        pal = palette if palette is not None else classes["palette"]
+        ignore = int(classes["ignore_index"])
+        metrics = metrics if metrics is not None else ckpt.get("metrics")
+    config = pretrained_config(model, names, pal, ignore, metrics, None)
+    if not isinstance(model_or_checkpoint, nn.Module):
+        config["classes"].update(class_extras_of(classes, names))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_model_safetensors(folder / WEIGHTS_NAME, model, {"format": "pt"})

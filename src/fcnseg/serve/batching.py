@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -110,25 +111,21 @@ class _Job:
 
 @dataclass
 class BatchStats:
-    """What the batcher has done: forward passes, images, and how many images each pass held."""
+    """What the batcher has done: how many forward passes it ran of each size (images)."""
 
-    forward_passes: int = 0
-    images: int = 0
-    largest_batch: int = 0
-    batch_sizes: dict[int, int] = field(default_factory=dict)
+    batch_sizes: Counter[int] = field(default_factory=Counter)
 
     def add(self, size: int) -> None:
         """Count one forward pass of ``size`` images."""
-        self.forward_passes += 1
-        self.images += size
-        self.largest_batch = max(self.largest_batch, size)
-        self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
+        self.batch_sizes[size] += 1
 
     def to_dict(self) -> dict[str, Any]:
         """As ``GET /healthz`` reports it (``mean_batch``: images per forward pass)."""
-        mean = self.images / self.forward_passes if self.forward_passes else 0.0
-        return {"forward_passes": self.forward_passes, "images": self.images,
-                "mean_batch": round(mean, 3), "largest_batch": self.largest_batch,
+        passes = self.batch_sizes.total()
+        images = sum(size * n for size, n in self.batch_sizes.items())
+        return {"forward_passes": passes, "images": images,
+                "mean_batch": round(images / passes if passes else 0.0, 3),
+                "largest_batch": max(self.batch_sizes, default=0),
                 "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
 
 

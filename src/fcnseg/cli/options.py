@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -396,13 +396,20 @@ def add_data_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
 def data_fields(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     """The dataset that ``--dataset`` or ``--data name=`` names (None: neither) and the other
     ``--data KEY=VALUE`` fields, their values read as YAML."""
+    fields = yaml_fields(args.data, "--data")
+    return _chosen_dataset(args, fields.pop("name", None)), fields
+
+
+def yaml_fields(items: Iterable[str], where: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict, each value read as YAML; a ValueError naming ``where``
+    for an item that is not ``KEY=VALUE``."""
     fields: dict[str, Any] = {}
-    for item in args.data:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--data: expected KEY=VALUE, got {item!r}")
+            raise ValueError(f"{where}: expected KEY=VALUE, got {item!r}")
         fields[key.strip()] = yaml.safe_load(value)
-    return _chosen_dataset(args, fields.pop("name", None)), fields
+    return fields
 
 
 def size_parts(text: str) -> list[int] | None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
@@ -95,13 +94,8 @@ def parse_data(text: str, *, recipe_val: dict[str, Any] | None = None,
     name, _, rest = text.partition(":")
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"{text}: no such folder, and not a dataset spec NAME[:KEY=VALUE,...]")
-    spec: dict[str, Any] = {"name": name}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{text}: expected KEY=VALUE after the dataset name, got {item!r}")
-        spec[key.strip()] = yaml.safe_load(value)
-    return spec
+    return {"name": name, **options.yaml_fields(filter(None, map(str.strip, rest.split(","))),
+                                                text)}
 
 
 def _spread(count: int, limit: int) -> list[int]:

@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fcnseg.data.images import (
-    ALPHA_EXTRA_SAMPLES,
     DEFAULT_MAX_PIXELS,
     RASTER_FORMATS,
     ImageError,
@@ -400,12 +399,10 @@ class _TiffReader(RasterReader):
     """Windows of a tiled or striped TIFF through tifffile: only the tiles under one decoded."""
 
     def __init__(self, tif: Any, where: str, bands: Sequence[str] | None) -> None:
-        p = tif.pages[0]
-        extras = tuple(int(e) for e in p.extrasamples)
+        p, samples = tif.pages[0], samples_of(tif)
         info = RasterInfo(path=where, height=int(p.imagelength), width=int(p.imagewidth),
                           bands=int(p.samplesperpixel), dtype=_stored_dtype(p.dtype),
-                          nodata=gdal_nodata(p),
-                          alpha=bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES)
+                          nodata=gdal_nodata(p), alpha=samples is not None and samples.alpha)
         super().__init__(info, _select_bands(where, info.bands, None, bands))
         self._tif, self._page = tif, p
         self._seg = (int(p.tilelength), int(p.tilewidth)) if p.is_tiled else \
@@ -585,13 +582,11 @@ def _open_raster(path: PathLike, bands: Sequence[str] | None,
                  max_pixels: int | None) -> RasterReader:
     p = Path(path)
     where = str(path)
-    if not p.is_file():
-        raise ImageError(where, "no such file" if not p.exists() else "not a file")
-    if problem := camera_raw_problem(p):
-        raise ImageError(where, problem)
-    head = file_head(p)
+    head = file_head(p)  # none from a missing file, which the image reader refuses
     driver, name = next(((d, n) for magic, d, n in RASTER_FORMATS if head.startswith(magic)),
                         (None, None))
+    if driver is not None and (problem := camera_raw_problem(p)):
+        raise ImageError(where, problem)  # others are the image reader's to refuse
     if driver == "GTiff":
         return _tiff_raster(p, where, bands, max_pixels)
     rasterio = _rasterio()
@@ -663,10 +658,9 @@ def _as_header_says(reader: RasterReader, samples: TiffSamples | None) -> Raster
     read upright by its orientation tag (unless georeferenced: its grid is its geotransform)."""
     if samples is None:
         return reader
-    if samples.premultiplied or samples.cmyk or samples.palette is not None or samples.geotiff:
-        reader.info = replace(reader.info, alpha=reader.info.alpha and not samples.cmyk,
-                              premultiplied=samples.premultiplied, cmyk=samples.cmyk,
-                              palette=samples.palette, geotiff=samples.geotiff)
+    reader.info = replace(reader.info, alpha=reader.info.alpha and not samples.cmyk,
+                          premultiplied=samples.premultiplied, cmyk=samples.cmyk,
+                          palette=samples.palette, geotiff=samples.geotiff)
     if samples.orientation == 1 or samples.geotiff or reader.info.transform is not None:
         return reader
     return _UprightReader(reader, samples.orientation)

@@ -200,3 +200,13 @@ def test_a_band_model_without_nodata_keeps_zeros_as_values() -> None:
     with torch.no_grad():
         out = model.preprocess(_band_tile()[:, :2])
     assert torch.equal(out[:, :, 0, 0], torch.tensor([[-3.0, -3.5]]))
+
+
+def test_a_double_band_model_finds_the_nodata_of_a_float32_tile() -> None:
+    from tiny_models import tiny_band_model
+    model = tiny_band_model(["b1", "b2"], [0.3, 0.5], [0.1, 0.2], nodata=0.1).eval().double()
+    raw = torch.full((1, 2, 8, 8), 0.4, dtype=torch.float32)
+    raw[..., :3] = 0.1  # as a float32 file holds it: not 0.1 in float64
+    with torch.no_grad():
+        out = model.preprocess(raw)
+    assert torch.equal(out[..., :3], torch.zeros(1, 2, 8, 3, dtype=torch.float64))

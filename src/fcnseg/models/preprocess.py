@@ -45,7 +45,7 @@ class ChannelNormalize(nn.Module):
             out = out.flip(-3)
         normal = (out * c.scale - self.mean.to(dtype)) / self.std.to(dtype)
         if c.bands is not None:
-            missing = _without_data(out, c.nodata, nan=x.is_floating_point())
+            missing = _without_data(x, c.nodata)  # in the input's type: a float32 file's 0.1
             if missing is not None:  # in place: no second full-size copy on the hot path
                 normal.masked_fill_(missing, 0.0)
         return _as(self.mean, normal)
@@ -79,11 +79,10 @@ class LogDepth(nn.Module):
         return f"mean={self.log_mean}"
 
 
-def _without_data(values: torch.Tensor, nodata: float | None, *,
-                  nan: bool = True) -> torch.Tensor | None:
-    """N×1×H×W: the pixels whose every band is ``nodata`` or (``nan``: the input was float) any
-    band NaN (:func:`~fcnseg.data.rasters.nodata_mask`'s rule); None where neither can be."""
-    missing = values.isnan().any(dim=1, keepdim=True) if nan else None
+def _without_data(values: torch.Tensor, nodata: float | None) -> torch.Tensor | None:
+    """N×1×H×W: the pixels whose every band is ``nodata`` or (float values) any band NaN
+    (:func:`~fcnseg.data.rasters.nodata_mask`'s rule); None where neither can be."""
+    missing = values.isnan().any(dim=1, keepdim=True) if values.is_floating_point() else None
     if nodata is None:
         return missing
     equal = (values == nodata).all(dim=1, keepdim=True)

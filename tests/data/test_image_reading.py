@@ -482,3 +482,12 @@ def test_each_tiff_read_parses_its_header_once(tmp_path, monkeypatch, kind, as_b
     else:
         np.testing.assert_array_equal(load_image(source), expected)
     assert len(parses) == 1
+
+
+def test_read_label_declares_the_options_of_read_label_and_values() -> None:
+    import inspect
+
+    from fcnseg.data.io import read_label, read_label_and_values
+
+    assert list(inspect.signature(read_label).parameters.values()) == list(
+        inspect.signature(read_label_and_values).parameters.values())

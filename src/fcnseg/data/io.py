@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -150,10 +150,15 @@ def benchmark_advice(masks: str) -> MaskAdvice:
     return MaskAdvice(rgb=text, values=text)
 
 
-def read_label(path: PathLike, **options: Any) -> np.ndarray:
+def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: int = 255,
+               remap: Mapping[int, int] | None = None, colors: np.ndarray | None = None,
+               color_ignore: tuple[int, int, int] | None = None, advice: MaskAdvice = MASK_ADVICE,
+               remap_other: int | None = None) -> np.ndarray:
     """Read a label map as an H×W int64 array of class indices: the label of
-    :func:`read_label_and_values`, which says what ``options`` are."""
-    return read_label_and_values(path, **options)[0]
+    :func:`read_label_and_values`, which says what the options are."""
+    return read_label_and_values(
+        path, num_classes=num_classes, ignore_index=ignore_index, remap=remap, colors=colors,
+        color_ignore=color_ignore, advice=advice, remap_other=remap_other)[0]
 
 
 def read_label_and_values(

@@ -299,8 +299,7 @@ def tiff_header(source: Any) -> Iterator[Any]:
 
 
 def _stack_of(tif: Any) -> tuple[str, tuple[int, ...]] | None:
-    """The axes and shape of a parsed TIFF's first series (``("CYX", (2, 512, 512))``), or
-    None for a header tifffile cannot read."""
+    """The axes and shape of a parsed TIFF's first series; None for a header tifffile refused."""
     with contextlib.suppress(Exception):  # a bad header is for the decoder to report
         series = tif.series[0]
         return str(series.axes), tuple(int(n) for n in series.shape)
@@ -769,8 +768,7 @@ def _tiff_rgb(tif: Any, samples: TiffSamples, where: str, max_pixels: int | None
 
 
 def _first_tiff_page(tif: Any) -> np.ndarray:
-    """The samples of a parsed TIFF's first page as H×W×S integers, decoded by tifffile (its
-    header's error raised again where tifffile refused it)."""
+    """A parsed TIFF's first page as H×W×S, decoded by tifffile (or its header's error)."""
     if isinstance(tif, Exception):
         raise tif
     page = tif.pages[0]

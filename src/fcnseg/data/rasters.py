@@ -441,9 +441,8 @@ class _TiffReader(RasterReader):
 
 def _tifffile_reader(tif: Any, path: Path, where: str, bands: Sequence[str] | None,
                      max_pixels: int | None) -> RasterReader:
-    """A reader of a TIFF's first image from its header ``tif`` (:func:`parse_tiff`'s), its
-    size checked first: by tiles or strips for one page of H×W×bands (reading through
-    ``tif``), else memory-mapped or decoded whole."""
+    """A reader of a TIFF's first image, its size checked first: by tiles or strips for one
+    page of H×W×bands (through ``tif``), else its pages memory-mapped or decoded whole."""
     if isinstance(tif, Exception):  # tifffile raises many kinds on a bad header
         raise ImageError(where, f"cannot be opened as a TIFF, corrupt header "
                                 f"({type(tif).__name__}: {tif})")
@@ -512,8 +511,7 @@ def layout_of(tif: Any) -> TiffLayout | None:
 
 
 def _tifffile_array(tif: Any, path: Path, where: str, axes: str) -> np.ndarray:
-    """A TIFF whose bands are pages as H×W×N: memory-mapped where it can be (as
-    ``tifffile.memmap`` maps it, from the header ``tif``), else decoded."""
+    """A TIFF whose bands are pages as H×W×N: memory-mapped where it can be, else decoded."""
     series = tif.series[0]
 
     def mapped_or_decoded() -> np.ndarray:

@@ -230,12 +230,8 @@ def _extract_all(archive: Path, members: list[tuple[str, bool, Callable[[], obje
 
 def _merge(src: Path, dst: Path) -> None:
     """Move ``src`` to ``dst``, merging folders that exist on both sides."""
-    if src.is_dir() and dst.is_dir():
-        for child in src.iterdir():
-            target = dst / child.name
-            if target.exists():
-                _merge(child, target)
-            else:
-                os.replace(child, target)
-    else:
+    if not (src.is_dir() and dst.is_dir()):
         os.replace(src, dst)
+        return
+    for child in src.iterdir():
+        _merge(child, dst / child.name)

@@ -58,17 +58,13 @@ def uncertainty_maps(probs: np.ndarray, kinds: Sequence[str] = UNCERTAINTY_KINDS
     """For each of ``kinds`` (:func:`entropy`, :func:`maxprob_uncertainty`), ``(H×W map, its
     largest possible value, a title)`` of C×H×W probabilities."""
     c = int(np.asarray(probs).shape[0])
-    out: dict[str, tuple[np.ndarray, float, str]] = {}
-    for kind in kinds:
-        if kind == "entropy":
-            out[kind] = (entropy(probs), math.log(c) if c > 1 else 1.0,
-                         "uncertainty: entropy (nats)")
-        elif kind == "maxprob":
-            out[kind] = (maxprob_uncertainty(probs), 1.0 - 1.0 / c if c > 1 else 1.0,
-                         "uncertainty: 1 - max probability")
-        else:
-            raise ValueError(f"unknown uncertainty {kind!r}; known: {UNCERTAINTY_KINDS}")
-    return out
+    known = {"entropy": (entropy, math.log, "uncertainty: entropy (nats)"),
+             "maxprob": (maxprob_uncertainty, lambda n: 1.0 - 1.0 / n,
+                         "uncertainty: 1 - max probability")}
+    if unknown := [kind for kind in kinds if kind not in known]:
+        raise ValueError(f"unknown uncertainty {unknown[0]!r}; known: {UNCERTAINTY_KINDS}")
+    return {kind: (known[kind][0](probs), known[kind][1](c) if c > 1 else 1.0, known[kind][2])
+            for kind in kinds}
 
 
 class TemperatureScaled(nn.Module):

@@ -45,15 +45,16 @@ from fcnseg.data.rasters import (
     fill_nodata,
     nodata_mask,
     open_raster,
+    raster_info,
     rasterio_open,
 )
-from fcnseg.inference.sliding import window_starts
 from fcnseg.inference.visualize import PictureStyle, labelled_overlay, picture_size, shrunk
 from fcnseg.utils.download import file_checksum
 from fcnseg.utils.files import atomic_write, digest_if_unchanged
 from fcnseg.utils.keyed import first_of
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import fields_of
+from fcnseg.utils.windows import window_starts
 
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
@@ -613,8 +614,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     from rasterio.windows import Window
 
     source, out = Path(source), Path(out)
-    with open_raster(source) as reader:
-        info = reader.info
+    info = raster_info(source)
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     parts = [_output_paths(part_path(out, k), settings) for k in range(n)]
     for finished in (True, False):  # an earlier output's, before it is replaced
@@ -728,8 +728,7 @@ def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None
     if suffix not in RASTER_SUFFIXES:
         return False
     try:
-        with open_raster(path) as r:
-            info = r.info
+        info = raster_info(path)
     except ImageError:
         return False
     if is_georeferenced(path, info) or (max_pixels is not None and info.pixels > max_pixels):

@@ -414,7 +414,13 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
         built = False
         if getattr(dataset, "transform", None) is None:
             data = _WithTransform(dataset, transform)
-    described.update(_read_from(source))
+    # the folder it read (absolute) and its year (VOC2011 and VOC2012 may lie under one root)
+    folder = next((getattr(source, a) for a in ("dir", "voc_dir", "root")
+                   if isinstance(getattr(source, a, None), str | os.PathLike)), None)
+    if folder is not None:
+        described["folder"] = str(Path(folder).absolute())
+    if getattr(source, "year", None) is not None:
+        described["year"] = str(source.year)
     where = described.get("root") or described.get("name", described.get("repr"))
     fit_to_model(source, ckpt["model"]["input_convention"], str(where),
                  str(ckpt.get("path", "<checkpoint>")), own=built, split=described["split"],
@@ -430,19 +436,6 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
         data = Subset(data, range(min(int(limit), len(data))))
     described["num_images"] = len(data)
     return data, source, described, match
-
-
-def _read_from(source: Any) -> dict[str, Any]:
-    """Which data a dataset reads: the folder it found (absolute) and its year, where it has
-    one (VOC2011 and VOC2012 may lie under one root)."""
-    read: dict[str, Any] = {}
-    folder = next((getattr(source, a) for a in ("dir", "voc_dir", "root")
-                   if isinstance(getattr(source, a, None), str | os.PathLike)), None)
-    if folder is not None:
-        read["folder"] = str(Path(folder).absolute())
-    if getattr(source, "year", None) is not None:
-        read["year"] = str(source.year)
-    return read
 
 
 def data_summary(described: Mapping[str, Any]) -> str:

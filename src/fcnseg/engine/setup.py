@@ -453,19 +453,12 @@ def build_datasets(config: TrainConfig,
         train_ds = SkipBad(train_ds)
         if val_ds is not None:
             val_ds = _without_bad_samples(val_ds)
-    else:
-        _stop_at_bad_samples(train_ds, val_ds)
+    else:  # a training sample the cache failed to decode, or any bad validation sample
+        _stop_at("data.train", cached_problems(train_ds, decode_rest=False))
+        if val_ds is not None:  # decoded by the cache, else its files' headers read
+            problems = cached_problems(val_ds)
+            _stop_at("data.val", sample_file_problems(val_ds) if problems is None else problems)
     return train_ds, val_ds
-
-
-def _stop_at_bad_samples(train_ds: Any, val_ds: Any) -> None:
-    """Raise :class:`BadSampleError` for a bad sample known now: a training sample the data
-    cache failed to decode, or any validation sample (decoded by the cache, else its files'
-    headers read)."""
-    _stop_at("data.train", cached_problems(train_ds, decode_rest=False))
-    if val_ds is not None:
-        problems = cached_problems(val_ds)
-        _stop_at("data.val", sample_file_problems(val_ds) if problems is None else problems)
 
 
 def _stop_at(field: str, problems: list[str] | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import threading
@@ -68,10 +69,8 @@ def _lattice_pixels(points: np.ndarray) -> float:
 
 def _common_tail(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     """How many last parts ``a`` and ``b`` have in common."""
-    k = 0
-    while k < min(len(a), len(b)) and a[-1 - k] == b[-1 - k]:
-        k += 1
-    return k
+    pairs = zip(reversed(a), reversed(b), strict=False)  # up to the shorter one's first part
+    return len(list(itertools.takewhile(lambda pair: pair[0] == pair[1], pairs)))
 
 
 def exported_pictures(paths: list[Path], urls: Mapping[str, str]

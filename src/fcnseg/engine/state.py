@@ -21,6 +21,10 @@ from fcnseg.engine.errors import TrainingDiverged
 from fcnseg.engine.setup import TrainSetup
 from fcnseg.models.weights import describe_mismatch
 
+#: TrainState fields saved in ``state`` as they are (older checkpoints lack some: defaults).
+_SAVED_COUNTERS = ("best_mean_iu", "best_heads", "eval_pending", "stale_evals",
+                   "planned_iterations")
+
 
 @dataclass
 class TrainState:
@@ -81,12 +85,8 @@ class TrainState:
             setup.loss_sampler.load_state_dict(sampling[setup.info.rank % len(sampling)])
         state = cls(iteration=int(ckpt["iteration"]), epoch=int(saved["data"]["epoch"]),
                     position=int(saved["data"]["position"]),
-                    best_mean_iu=saved.get("best_mean_iu"),
-                    best_heads=dict(saved.get("best_heads") or {}),
                     metrics=dict(ckpt.get("metrics") or {}),
-                    eval_pending=bool(saved.get("eval_pending", False)),
-                    stale_evals=int(saved.get("stale_evals", 0)),
-                    planned_iterations=saved.get("planned_iterations"))
+                    **{k: saved[k] for k in _SAVED_COUNTERS if saved.get(k) is not None})
         say(f"resumed {path} at iteration {state.iteration} (epoch {state.epoch}, batch "
             f"{state.position})")
         return state
@@ -127,12 +127,8 @@ class TrainState:
                 "loss_sampling": sampling,
                 "data": {"epoch": self.epoch, "position": self.position,
                          "generator": setup.loader_generator.get_state()},
-                "best_mean_iu": self.best_mean_iu,
-                "best_heads": self.best_heads,
-                "eval_pending": self.eval_pending,
                 "world_size": setup.info.world_size,
-                "stale_evals": self.stale_evals,
-                "planned_iterations": self.planned_iterations,
+                **{k: getattr(self, k) for k in _SAVED_COUNTERS},
             }
             if setup.ema is not None:
                 saved["ema"] = setup.ema.state_dict()

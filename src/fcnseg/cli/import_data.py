@@ -67,8 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cvat, coco: import the images the export lists without any shape as "
                         "all background (default: left to annotate, listed in unannotated.txt, "
                         "as these exports list every image of a task, labelled or not)")
-    p.add_argument("--val-fraction", type=float, default=0.2, metavar="FRACTION",
-                   help="share of the images (of the videos, for frames) listed in val.txt")
+    p.add_argument("--val-fraction", type=float, metavar="FRACTION",
+                   help="share of the images (of the videos, for frames) listed in val.txt "
+                        "(default: the one an earlier import into --out split with, else 0.2)")
 
 
 def _rename_pair(text: str) -> tuple[str, str]:
@@ -79,7 +80,7 @@ def _rename_pair(text: str) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.val_fraction <= 1.0:
+    if args.val_fraction is not None and not 0.0 <= args.val_fraction <= 1.0:
         raise ValueError(f"--val-fraction must be in [0, 1], got {args.val_fraction}")
     if not 0 <= args.ignore_index <= 255:
         raise ValueError(f"--ignore-index: {args.ignore_index} is no value of the 8-bit masks "

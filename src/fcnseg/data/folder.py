@@ -212,6 +212,9 @@ _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "background": _check(lambda v: isinstance(v, str) or _is_int(v), str,
                          "expected the name of the class that is background, got {}"),
     "coco_categories": _coco_categories,
+    "val_fraction": _check(lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+                           and 0 <= v <= 1, float, "expected the share of the images "
+                           "fcnseg import lists in val.txt, from 0 to 1, got {}"),
 }
 
 

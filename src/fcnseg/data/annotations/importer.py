@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,8 @@ def _top_folder(src: Path) -> str:
 @dataclass(frozen=True)
 class ImportOptions:
     """How annotations become a dataset. ``val_fraction``: the share of images in val.txt, by
-    a hash of the name (of the video, for the frames of several videos: :mod:`.val_split`);
+    a hash of the name (of the video, for the frames of several videos: :mod:`.val_split`;
+    None: the one an earlier import into the folder recorded, else 0.2);
     ``empty_as_background``: import the images a CVAT or COCO export lists without a shape as
     all background (else they are left to annotate)."""
 
@@ -183,7 +184,7 @@ class ImportOptions:
     add_unknown: bool = False  # with labels: add those not in it instead of refusing images
     raster: RasterOptions = field(default_factory=RasterOptions)
     ignore_index: int = 255  # the mask value of ignored pixels
-    val_fraction: float = 0.2
+    val_fraction: float | None = None
     images: Path | None = None  # where the pictures are when not where the format says
     empty_as_background: bool = False
     rename: Mapping[str, str] = field(default_factory=dict)  # export's label -> imported name
@@ -370,8 +371,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             say(f"warning: --rename: no label {', '.join(repr(n) for n in unused)} in "
                 f"{printable(src)} (nothing renamed from it)")
     out = Path(out)
-    # An earlier import into ``out``: its classes keep their indices.
-    earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
+    earlier, options = _earlier_import(out, options)
     labels = _labels_for_import(found, options, earlier, say, Path(src), out)
     result, absent = _new_report(found)
 
@@ -407,8 +407,17 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
         return result
     _set_aside_stale(out, result, warn)
     _write_lists(out, found, options, result, (say, warn))
-    _write_config(out, labels, palette, say, found.coco_categories)
+    _write_config(out, labels, palette, say, found.coco_categories, options.val_fraction)
     return result
+
+
+def _earlier_import(out: Path, options: ImportOptions) -> tuple[dict[str, Any], ImportOptions]:
+    """The dataset.yaml of an earlier import into ``out`` ({} if none), whose classes keep their
+    indices; and ``options`` with its val_fraction where they give none: names keep their split."""
+    earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
+    if options.val_fraction is None:
+        options = replace(options, val_fraction=earlier.get("val_fraction", 0.2))
+    return earlier, options
 
 
 def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[str, str]],
@@ -884,11 +893,12 @@ def _resolved(path: Path) -> Path:
 
 
 #: The fields of dataset.yaml an import writes; it keeps the others as they are.
-_IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background", "coco_categories")
+_IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background", "coco_categories",
+                  "val_fraction")
 
 
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
-                  say: Callable[[str], None], coco: Mapping[str, Any]) -> None:
+                  say: Callable[[str], None], coco: Mapping[str, Any], val_fraction: float) -> None:
     """Writes dataset.yaml, keeping the other fields of the one there; ``coco``: the COCO
     categories of classes, added to those the file records (which keep theirs)."""
     path = out / "dataset.yaml"
@@ -897,7 +907,8 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
         earlier = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     config: dict[str, Any] = dict(earlier)
     config.update({"classes": list(labels.classes), "ignore_index": labels.ignore_index,
-                   "palette": palette[:len(labels.classes)].tolist()})
+                   "palette": palette[:len(labels.classes)].tolist(),
+                   "val_fraction": val_fraction})
     if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
         config.setdefault("background", BACKGROUND_LABEL)  # overlays leave it unblended
     config.update(_coco_categories(coco, labels, earlier, say, path))

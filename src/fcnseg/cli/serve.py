@@ -79,36 +79,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="least severe server messages shown")
 
 
-def _dest(option: str) -> str:
-    return option.removeprefix("--").replace("-", "_")
-
-
 def limits_from_args(args: argparse.Namespace) -> dict[str, int | float]:
-    """The :class:`ServiceLimits` fields the limit options give (``--max-upload-mb`` in bytes)."""
+    """The :class:`ServiceLimits` fields the limit options give (``--max-upload-mb`` in bytes),
+    each checked as the service checks it: a ValueError naming the option, as given."""
     defaults = ServiceLimits()
     limits = {}
     for option, field, _, unit, _ in _LIMIT_OPTIONS:
-        value = getattr(args, _dest(option)) * unit
-        limits[field] = type(getattr(defaults, field))(value)  # the field's type: whole bytes
+        given = getattr(args, option.removeprefix("--").replace("-", "_"))
+        try:  # the field's type: whole bytes (a NaN or infinite size is none)
+            limits[field] = type(getattr(defaults, field))(given * unit)
+            ServiceLimits(**{field: limits[field]})
+        except (ValueError, OverflowError) as e:
+            raise ValueError(f"{option} {given}: {e}") from None
     return limits
 
 
-def check_limit_options(args: argparse.Namespace) -> None:
-    """Refuse, in one line, limit options the service cannot work with (as
-    :class:`ServiceLimits` checks them), before anything is loaded, and an open-file limit that
-    leaves fewer connections than a health check beside one request."""
+def check_limit_options(args: argparse.Namespace) -> dict[str, int | float]:
+    """The limits the options give (:func:`limits_from_args`), refused in one line before
+    anything is loaded where the service cannot work with them, as is a negative port or an
+    open-file limit that leaves fewer connections than a health check beside one request."""
     if args.port < 0:
         raise ValueError(f"--port must be positive, got {args.port}")
-    try:
-        ServiceLimits(**limits_from_args(args))
-    except (ValueError, OverflowError) as e:  # named by its option, as given (a NaN or
-        # infinite --max-upload-mb is no whole number of bytes)
-        option = next((o for o, field, *_ in _LIMIT_OPTIONS if str(e).startswith(f"{field} ")),
-                      "--max-upload-mb")
-        raise ValueError(f"{option} {getattr(args, _dest(option))}: {e}") from None
+    limits = limits_from_args(args)
     too_few = too_few_connections(connection_cap(args.max_connections), args.max_connections)
     if too_few is not None:
         raise ValueError(too_few)
+    return limits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"fcnseg serve needs the 'serve' extra ({e.name} is missing): "
                            f"pip install 'fcnseg[serve]'") from None
 
-    check_limit_options(args)
+    limits = check_limit_options(args)
     tiles = options.tiles_from_args(args)  # refused in one line before the model is loaded
     resolve_device(args.device)  # a GPU that is not there: predict's one line, before loading
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
@@ -134,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             if failure is not None:
                 print(f"fcnseg serve: warning: {failure}", file=sys.stderr, flush=True)
         batching = {"auto": None, "on": True, "off": False}[args.batching]
-        app = create_app(segmenter, **limits_from_args(args), batching=batching)
+        app = create_app(segmenter, **limits, batching=batching)
         port = sock.getsockname()[1]  # the kernel's choice for --port 0
         compiled = ", compiled" if segmenter.compiled is not None else ""
         service = app.state.service

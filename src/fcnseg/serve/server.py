@@ -255,13 +255,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
         PortUnavailableError: one line naming ``host:port`` and why (e.g. already in use).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:  # as uvicorn binds (an IPv6 host dual-stack where the system makes it so)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
     except OSError as e:
+        sock.close()
         where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        reason = (e.strerror or str(e)).split(" (while attempting to bind")[0]
-        raise PortUnavailableError(f"cannot serve on {where}: {reason}; choose another "
-                                   f"--port or --host") from None
+        raise PortUnavailableError(f"cannot serve on {where}: {e.strerror or e}; choose "
+                                   f"another --port or --host") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve_app(app: Any, host: str = "127.0.0.1", port: int = 8000, *,

@@ -266,17 +266,16 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
             ckpt = read_artifact(path)
         except ArtifactError as e:
             raise CheckpointError(str(e)) from None
-        _check_metadata(path, ckpt)
-        ckpt["path"] = str(path)
-        return ckpt
-    ckpt = safe_load(path, functools.partial(NotACheckpoint, readable=False), "a checkpoint",
-                     lambda e: f"{path}: cannot be read as a checkpoint ({type(e).__name__}); "
-                               f"the file may be truncated or corrupt, or hold objects that are "
-                               f"not loaded for safety")
-    if "model_state_dict" not in fields_of(ckpt):
-        raise NotACheckpoint(f"{path}: not a checkpoint (no 'model_state_dict')", readable=True)
-    if ckpt.get("format") != FORMAT:
-        ckpt = _from_port(path, ckpt)
+    else:
+        ckpt = safe_load(path, functools.partial(NotACheckpoint, readable=False), "a checkpoint",
+                         lambda e: f"{path}: cannot be read as a checkpoint "
+                                   f"({type(e).__name__}); the file may be truncated or corrupt, "
+                                   f"or hold objects that are not loaded for safety")
+        if "model_state_dict" not in fields_of(ckpt):
+            raise NotACheckpoint(f"{path}: not a checkpoint (no 'model_state_dict')",
+                                 readable=True)
+        if ckpt.get("format") != FORMAT:
+            ckpt = _from_port(path, ckpt)
     _check_metadata(source["config"] if source else path, ckpt, in_config=source is not None)
     ckpt["path"] = str(path)
     if source is not None:  # errors name the user's files, not the cached copy at ``path``

@@ -479,17 +479,6 @@ def upgrade_recipe(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _one_precision(precision_set: dict[str, tuple[str, Any]], spelling: str, item: str,
-                   precision: Any) -> None:
-    """Refuse overrides that set ``amp`` and ``precision`` to different precisions (as a recipe
-    file stating both is refused)."""
-    precision_set[spelling] = (item, precision)
-    if len({value for _, value in precision_set.values()}) > 1:
-        amp, current = precision_set["amp"][0], precision_set["precision"][0]
-        raise ConfigError(f"override {amp!r} contradicts override {current!r} (amp is the "
-                          f"older spelling of precision; keep only precision)")
-
-
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a config from plain data; unknown keys raise :class:`ConfigError` naming them."""
     return _fill(TrainConfig(), upgrade_recipe(dict(data or {})), "")
@@ -514,8 +503,12 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
                               f"({yaml_problem(e)})") from None
         if "." not in key:  # a top-level field, perhaps in the older spelling (amp=bf16)
             spelling, ((key, value),) = key, upgrade_recipe({key: value}).items()
-            if key == "precision":
-                _one_precision(precision_set, spelling, item, value)
+            if key == "precision":  # amp and precision must agree, as in a recipe file
+                precision_set[spelling] = (item, value)
+                if len({v for _, v in precision_set.values()}) > 1:
+                    raise ConfigError(f"override {precision_set['amp'][0]!r} contradicts override "
+                                      f"{precision_set['precision'][0]!r} (amp is the older "
+                                      f"spelling of precision; keep only precision)")
         parts = key.split(".")
         target: Any = config
         for depth, part in enumerate(parts[:-1]):

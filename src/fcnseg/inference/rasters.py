@@ -419,30 +419,28 @@ class _Carry:
             io.BytesIO() if folder is None
             else tempfile.TemporaryFile(dir=folder, prefix=".fcnseg-carry-")  # noqa: SIM115
             for _ in range(2)]
-        self._write, self._read = 0, 1
-        self._pieces: list[tuple[int, tuple[int, ...]]] = []
-        self._next: list[tuple[int, tuple[int, ...]]] = []
+        self._shapes: list[tuple[int, ...]] = []  # of the pieces to get, the next one first
+        self._next: list[tuple[int, ...]] = []  # of those put
 
     def put(self, piece: np.ndarray) -> None:
-        f = self._files[self._write]
-        self._next.append((f.tell(), piece.shape))
-        f.write(np.ascontiguousarray(piece, np.float32).data)  # no bytes copy
+        self._next.append(piece.shape)
+        self._files[0].write(np.ascontiguousarray(piece, np.float32).data)  # no bytes copy
 
-    def get(self, k: int) -> np.ndarray | None:
-        if k >= len(self._pieces):
+    def get(self) -> np.ndarray | None:
+        """The next piece of the row before (None where it left none)."""
+        if not self._shapes:
             return None
-        offset, shape = self._pieces[k]
-        f = self._files[self._read]
-        f.seek(offset)
-        data = f.read(int(np.prod(shape)) * 4)
+        shape = self._shapes.pop(0)
+        data = self._files[1].read(int(np.prod(shape)) * 4)
         return np.frombuffer(data, np.float32).reshape(shape)
 
     def next_row(self) -> None:
         """What was put becomes what is got; the other file is reused for the next row."""
-        self._read, self._write = self._write, self._read
-        self._pieces, self._next = self._next, []
-        self._files[self._write].seek(0)
-        self._files[self._write].truncate()
+        self._files.reverse()
+        self._shapes, self._next = self._next, []
+        for f in self._files:
+            f.seek(0)
+        self._files[0].truncate()
 
     def close(self) -> None:
         for f in self._files:
@@ -689,7 +687,7 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
             # Columns up to the next tile's start are final now.
             done = (xs[j + 1] if j + 1 < len(xs) else info.width) - x0
             piece = pending[:, :, :done]
-            previous = carry.get(j)
+            previous = carry.get()
             if previous is not None:
                 piece[:, :previous.shape[1]] += previous
             if put is not None:

@@ -775,6 +775,18 @@ def test_a_background_spelling_a_labels_file_lacks_is_said_when_drawn_as_class_0
         f"named like background is class 0, whatever its spelling"]
 
 
+def test_a_first_label_named_like_background_that_shapes_draw_is_said_to_join_class_0(
+        tmp_path: Path) -> None:
+    said: list[str] = []
+    src = cvat_source(tmp_path, CVAT_XML.replace("road", "unlabeled"))
+    report = import_annotations("cvat", src, tmp_path / "out", report=said.append)
+    assert report.classes == ["unlabeled", "car"]
+    assert [line for line in said if "'unlabeled'" in line] == [
+        f"{src}: label 'unlabeled', class 0, is drawn by 1 shape(s): its pixels join class 0 "
+        f"with the pixels no shape draws; to keep them apart, give it another name (import "
+        f"with --rename unlabeled=NAME)"]
+
+
 def test_cvat_mask_labelmap_of_two_labels_of_one_colour_is_refused_in_one_line(
         tmp_path: Path) -> None:
     src = cvat_mask_export(tmp_path, "background:0,0,0::\ncar:250,50,83::\n"

@@ -607,13 +607,20 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
 
 
 def background_aliases(found: Annotations, labels: LabelSet, src: Path, of: str = "") -> list[str]:
-    """One line per label named like background that is class 0 (``of``: the dataset's file)."""
+    """One line per label named like background that is class 0 (``of``: the dataset's file),
+    and one for class 0 itself where shapes draw it (not labelme's ``_background_``)."""
     # Those the labels grew by (labels.ids) or, with --labels, those drawn that it lacks.
-    used = [*labels.ids, *sorted(_region_labels(found))]
-    return [f"{printable(src)}: label {name!r} imported as class 0 {labels.classes[0]!r}{of}: "
-            f"a label named like background is class 0, whatever its spelling"
-            for name in dict.fromkeys(used) if name != labels.classes[0]
-            and (labels.ids.get(name) == 0 or labels.background_alias(name))]
+    used, zero = [*labels.ids, *sorted(_region_labels(found))], labels.classes[0]
+    drawn = sum(s.label == zero and s.kind != "point" for i in found.items for s in i.shapes)
+    lines = [f"{printable(src)}: label {name!r} imported as class 0 {zero!r}{of}: "
+             f"a label named like background is class 0, whatever its spelling"
+             for name in dict.fromkeys(used) if name != zero
+             and (labels.ids.get(name) == 0 or labels.background_alias(name))]
+    if drawn and zero != BACKGROUND_LABEL and background_indices([zero]) == [0]:
+        lines.append(f"{printable(src)}: label {zero!r}, class 0{of}, is drawn by {drawn} "
+                     f"shape(s): its pixels join class 0 with the pixels no shape draws; to "
+                     f"keep them apart, give it another name (import with --rename {zero}=NAME)")
+    return lines
 
 
 def _say_empty_classes(found: Annotations, labels: LabelSet, first: int, options: ImportOptions,

@@ -625,7 +625,11 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
         arch, model = fields_of(layer.get("model")).get("arch"), fields_of(merged.get("model"))
         if isinstance(arch, str) and model and (fitted := _fit_model(model, arch)) is not None:
             merged = {**merged, "model": fitted}
-        merged = _merge_recipe(merged, layer, where)
+        for key, value in layer.items():  # sections merged field by field, others replaced
+            if key in _SECTIONS:
+                section = expect_mapping(value, f"{where}: {key}", error=ConfigError)
+                value = {**merged.get(key, {}), **section}
+            merged[key] = value
     return merged
 
 
@@ -685,18 +689,6 @@ def _fit_model(model: Mapping[str, Any], arch: Any,
 def _recipe_key(where: str) -> str:
     """One spelling per recipe, for finding loops."""
     return where if where.startswith("recipe ") or where == "recipe" else os.path.realpath(where)
-
-
-def _merge_recipe(base: dict[str, Any], child: dict[str, Any], where: str) -> dict[str, Any]:
-    """``child`` over ``base``: sections merged field by field, other values replaced."""
-    merged = dict(base)
-    for key, value in child.items():
-        if key in _SECTIONS:
-            section = expect_mapping(value, f"{where}: {key}", error=ConfigError)
-            merged[key] = {**merged.get(key, {}), **section}
-        else:
-            merged[key] = value
-    return merged
 
 
 def load_config(recipe: PathLike | dict[str, Any] | None = None,

@@ -451,8 +451,13 @@ def build_datasets(config: TrainConfig,
     notes.append(plan.message)
     if d.skip_bad:
         train_ds = SkipBad(train_ds)
-        if val_ds is not None:
-            val_ds = _without_bad_samples(val_ds)
+        # bad validation samples are left out, each logged, not replaced as SkipBad does for
+        # training, so that no image is scored twice
+        if val_ds is not None and (found := scan_dataset(val_ds).problems):
+            for p in found:
+                log.warning("validation: leaving out bad sample %d (%s)", p.index, p)
+            bad = {p.index for p in found}
+            val_ds = Subset(val_ds, [i for i in range(len(val_ds)) if i not in bad])
     else:  # a training sample the cache failed to decode, or any bad validation sample
         _stop_at("data.train", cached_problems(train_ds, decode_rest=False))
         if val_ds is not None:  # decoded by the cache, else its files' headers read
@@ -488,18 +493,6 @@ def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str]) -> int | Non
                    f"data.crop_size=N to fix it")
     notes.append(message)
     return crop
-
-
-def _without_bad_samples(dataset: Any) -> Any:
-    """``dataset`` less its bad samples, each named in a logged warning (not replaced, as
-    :class:`~fcnseg.data.SkipBad` does for training, so that no image is scored twice)."""
-    problems = scan_dataset(dataset).problems
-    if not problems:
-        return dataset
-    for p in problems:
-        log.warning("validation: leaving out bad sample %d (%s)", p.index, p)
-    bad = {p.index for p in problems}
-    return Subset(dataset, [i for i in range(len(dataset)) if i not in bad])
 
 
 def sample_file_problems(dataset: Any) -> list[str]:

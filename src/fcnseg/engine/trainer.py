@@ -246,7 +246,13 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
             return stop.signum or signal.SIGTERM
         loss = accumulated_step(setup, batches, normalizer)
         if not math.isfinite(loss):
-            raise _diverged(setup, state, log, loss)
+            setup.checkpoint_writer.finish()  # the message names the checkpoint kept: let it land
+            log.write({"iteration": state.iteration + 1, "epoch": state.epoch, "loss": None,
+                       "event": "diverged"})
+            raise TrainingDiverged(
+                f"loss is {loss} at iteration {state.iteration + 1}; stopping. "
+                f"{kept_checkpoint(setup.last_path)}. Lower optim.lr, use loss.reduction=mean, "
+                f"or precision=fp32.")
         state.iteration += 1
         state.epoch, state.position = epoch, position
         images_seen = sum(first_of(images).shape[0] for images, _ in batches)
@@ -453,18 +459,6 @@ def _no_sync(model: nn.Module, *, inner: bool) -> contextlib.AbstractContextMana
     if inner and isinstance(ddp, nn.parallel.DistributedDataParallel):
         return ddp.no_sync()
     return contextlib.nullcontext()
-
-
-def _diverged(setup: TrainSetup, state: TrainState, log: _RunLog,
-              loss: float) -> TrainingDiverged:
-    setup.checkpoint_writer.finish()  # the message names the checkpoint kept: let it land
-    log.write({"iteration": state.iteration + 1, "epoch": state.epoch, "loss": None,
-               "event": "diverged"})
-    return TrainingDiverged(
-        f"loss is {loss} at iteration {state.iteration + 1}; stopping. "
-        f"{kept_checkpoint(setup.last_path)}. Lower optim.lr, use loss.reduction=mean, or "
-        f"precision=fp32."
-    )
 
 
 def _due(setup: TrainSetup, state: TrainState, every: int) -> bool:

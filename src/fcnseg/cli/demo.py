@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
@@ -30,7 +29,6 @@ from fcnseg.inference.visualize import (
     labelled_overlay,
     save_png,
 )
-from fcnseg.utils.keyed import first_of
 
 NAME = "demo"
 HELP = "Run the embedded default: train FCN-8s on synthetic data, evaluate, write a report."
@@ -138,13 +136,10 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
     for i in range(min(count, len(dataset))):
         image, truth = dataset[i]
         scene = i == 0 and scene_pictures and bands is None
-        if bands is not None:  # a multi-band image: drawn from its rgb bands
-            picture, label = _band_picture(dataset, image), _band_labels(segmenter, image)
-        else:
-            pred = segmenter.predict(image, return_probs=scene)
-            picture, label = image, pred.label
+        pred = segmenter.predict(image, return_probs=scene)  # a model of bands: raw values
+        picture = image if bands is None else _band_picture(dataset, image)  # its rgb bands
         path = folder / f"{dataset.name(i)}.png"
-        save_png(path, comparison_strip(picture, np.asarray(truth), label, segmenter.palette,
+        save_png(path, comparison_strip(picture, np.asarray(truth), pred.label, segmenter.palette,
                                         segmenter.class_names,
                                         ignore_index=segmenter.ignore_index))
         paths.append(path)
@@ -158,13 +153,6 @@ def _band_picture(dataset, image: np.ndarray) -> np.ndarray:
     described = getattr(dataset, "rasters", dataset)  # windows of rasters: the rasters' bands
     return display_rgb(image, getattr(described, "bands", None),
                        getattr(described, "rgb_bands", None))
-
-
-@torch.inference_mode()
-def _band_labels(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
-    """The labels of a multi-band image: its raw band values through the model."""
-    scores = first_of(segmenter.logits(segmenter.preprocess([image.astype(np.float32)])))
-    return scores[0].argmax(0).cpu().numpy()
 
 
 def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:

@@ -31,6 +31,7 @@ from fcnseg.inference.calibration import TemperatureScaled
 from fcnseg.inference.class_match import ClassMatch, match_classes
 from fcnseg.inference.images import to_rgb_uint8
 from fcnseg.inference.rasters import read_model_bands
+from fcnseg.inference.visualize import picture_size
 from fcnseg.utils.files import check_writable
 from fcnseg.utils.validate import fields_of
 
@@ -124,14 +125,6 @@ def _model_input(image: Any, where: str, seg: Segmenter | None) -> np.ndarray:
     return to_rgb_uint8(a)
 
 
-def _scaled(rgb: np.ndarray, longest: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    if max(h, w) <= longest:
-        return rgb
-    f = longest / max(h, w)
-    return resize_input(rgb, max(1, round(h * f)), max(1, round(w * f)))
-
-
 #: What to do about a bad sample of a dataset quantize reads (it has no data.skip_bad).
 _BAD_DATASET_SAMPLE = ("run 'fcnseg check-data' to list every bad sample, and fix or remove "
                        "them from the dataset")
@@ -196,7 +189,8 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int
                 print(f"note: {where}: a flat calibration image (every pixel "
                       f"{pixels[0, 0].tolist()}), which widens no activation range; a photo "
                       f"like those the model will see calibrates it")
-            yield _scaled(pixels, longest)
+            size = picture_size(*pixels.shape[:2], longest)
+            yield pixels if size == pixels.shape[:2] else resize_input(pixels, *size)
 
     return images
 

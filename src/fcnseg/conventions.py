@@ -35,7 +35,7 @@ class InputConvention:
     nodata: float | None = None
     #: A multi-band model's training images' sample types (``("uint16",)``); None where not
     #: recorded (earlier checkpoints). Inputs of another integer depth are refused
-    #: (:func:`fcnseg.inference.rasters.check_sample_type`).
+    #: (:func:`fcnseg.inference.rasters.sample_type_problem`).
     sample_types: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:

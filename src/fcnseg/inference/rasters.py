@@ -763,7 +763,8 @@ def _check_model_input(segmenter: Any, info: RasterInfo, found: int | None = Non
         raise ImageError(info.path, f"{found} band(s), but the model takes {len(bands)} "
                                     f"({', '.join(bands)}): segment it with a model trained on "
                                     f"these bands")
-    check_sample_type(info.path, info.dtype, segmenter.input_convention)
+    if (problem := sample_type_problem(info.dtype, segmenter.input_convention)) is not None:
+        raise ImageError(info.path, problem)
 
 
 #: The integer sample types whose depth fixes the scale of a band's raw values.
@@ -805,13 +806,6 @@ def sample_type_problem(dtype: Any, convention: Any) -> str | None:
         return None
     return (f"8-bit samples (uint8), but the model was trained on values beyond 8 bits "
             f"({proof}): its values lie on another scale and would be segmented wrongly; {fix}")
-
-
-def check_sample_type(where: object, dtype: Any, convention: Any) -> None:
-    """Refuse an input whose sample type is not the model's (:func:`sample_type_problem`) in
-    one line naming ``where``."""
-    if (problem := sample_type_problem(dtype, convention)) is not None:
-        raise ImageError(where, problem)
 
 
 #: The bands drawn as a picture's red, green and blue, where the model has all three.

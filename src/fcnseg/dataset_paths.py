@@ -68,19 +68,15 @@ def recipe_paths_found(spec: Mapping[str, Any], folders: Sequence[Path], *, sour
     for key in ROOT_FIELDS:
         value = spec.get(key)
         if key in keys and isinstance(value, str) and not Path(value).expanduser().exists():
+            also = (f" (nor in {' or '.join(map(str, folders))}, where the checkpoint was "
+                    f"trained)" if folders else "")
+            problem = (f"{value} does not exist" if Path(value).expanduser().is_absolute() else
+                       f"{value} is not in {Path.cwd()}, the folder relative paths are taken "
+                       f"from{also}")
             hint = option.format(key=key, name=spec.get("name"))
-            raise FileNotFoundError(f"{key} from {source}'s recipe: "
-                                    f"{_not_found(value, folders)}; pass {hint} with the "
-                                    f"dataset's folder")
+            raise FileNotFoundError(f"{key} from {source}'s recipe: {problem}; pass {hint} with "
+                                    f"the dataset's folder")
     return spec
-
-
-def _not_found(value: str, folders: Sequence[Path]) -> str:
-    if Path(value).expanduser().is_absolute():
-        return f"{value} does not exist"
-    also = (f" (nor in {' or '.join(map(str, folders))}, where the checkpoint was trained)"
-            if folders else "")
-    return f"{value} is not in {Path.cwd()}, the folder relative paths are taken from{also}"
 
 
 def folder_holding(spec: Mapping[str, Any], folders: Sequence[Path]) -> Path | None:

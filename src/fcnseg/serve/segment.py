@@ -44,6 +44,7 @@ from fcnseg.inference.visualize import (
     label_png_bytes,
     picture_png_bytes,
     picture_size,
+    shrunk,
 )
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.limits import PREVIEW_MAX_SIDE
@@ -354,10 +355,7 @@ def _payload(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
     body["preview_size"] = list(size)
     if options.overlay:
         small = Image.fromarray(pred.image).resize(size, Image.BILINEAR)
-        # uint8 labels up to 256 classes, int64 beyond (Pillow takes those as int32).
-        label_img = Image.fromarray(pred.label if pred.label.dtype == np.uint8
-                                    else pred.label.astype(np.int32))
-        small_label = np.asarray(label_img.resize(size, Image.NEAREST)).astype(pred.label.dtype)
+        small_label = shrunk(pred.label, size[::-1], nearest=True)
         # As predict draws it, with no legend (the JSON lists the classes present).
         style = PictureStyle(alpha=options.alpha, legend=False,
                              unblended=tuple(background_classes(class_names, background)))
@@ -369,9 +367,8 @@ def _payload(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
             raise RuntimeError("the segmenter returned no probabilities for the heatmaps")
         body["heatmaps"] = {}
         for c in heatmap_classes:
-            prob = Image.fromarray(np.ascontiguousarray(pred.probs[c], dtype=np.float32))
             # Fixed [0, 1] range: the colours then mean the same probability in every map.
-            picture = heatmap(np.asarray(prob.resize(size, Image.BILINEAR)), vmin=0.0, vmax=1.0)
+            picture = heatmap(shrunk(pred.probs[c], size[::-1]), vmin=0.0, vmax=1.0)
             body["heatmaps"][class_names[c]] = _b64(picture_png_bytes(picture))
     return body
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.band_stats import BandStats, format_band_table, image_statistics
-from fcnseg.data.images import RASTER_FORMATS, open_upright, signature_format
+from fcnseg.data.images import RASTER_FORMATS, file_head, open_upright, signature_format
 from fcnseg.data.rasters import open_raster, raster_info
 from fcnseg.utils.validate import fields_of
 
@@ -47,16 +47,8 @@ DATA_KINDS = ("image", "label_map", "raster", "table", "annotations")
 def looks_like_torch_file(path: Path) -> bool:
     """Whether the file starts as ``torch.save`` writes (a zip archive, or a pickle): a file
     that fails to load then is a damaged checkpoint, not a file of another kind."""
-    head = _head(path)
+    head = file_head(path)
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
-
-
-def _head(path: Path, size: int = 16) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError:
-        return b""
 
 
 def _is_netpbm(head: bytes) -> bool:
@@ -69,7 +61,7 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     """The ``info`` record (``base`` and more) of a data file (kind ``label_map``, ``image``,
     ``raster``, ``table`` or ``annotations``); None when it is none of them. A file that
     starts as an image or raster but cannot be decoded raises its one-line ImageError."""
-    head = _head(file)
+    head = file_head(file)
     if head.startswith(_RASTER_MAGIC):
         return {**base, **_raster_record(file)}
     image_format = signature_format(head) or ("BMP" if head.startswith(b"BM") else

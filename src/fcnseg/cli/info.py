@@ -30,13 +30,12 @@ from fcnseg.cli.info_outputs import (
 )
 from fcnseg.conventions import bands_count, input_text, nodata_text, normalisation_text
 from fcnseg.engine.budget import format_duration, parse_duration
-from fcnseg.export.onnx_export import read_onnx_metadata
 from fcnseg.metrics import other_heads_text
 from fcnseg.models.builders import NOT_RECORDED, builder_defaults
 from fcnseg.models.exported import int8_dot_products
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
-from fcnseg.weightfiles.artifacts import RAW_PIXELS, graph_changed_text
+from fcnseg.weightfiles.artifacts import RAW_PIXELS, graph_changed_text, read_onnx_metadata
 from fcnseg.weightfiles.resolve import checkpoint_files
 
 NAME = "info"

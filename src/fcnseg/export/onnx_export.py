@@ -37,12 +37,7 @@ from fcnseg.export.common import (
 )
 from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
-from fcnseg.weightfiles.artifacts import (  # noqa: F401
-    GRAPH_DIGEST,
-    graph_digest,
-    onnx_session,
-    read_onnx_metadata,
-)
+from fcnseg.weightfiles.artifacts import GRAPH_DIGEST, graph_digest, onnx_session
 
 EXPORTERS = ("legacy", "dynamo")
 INPUT_NAME = "input"

@@ -29,11 +29,6 @@ from fcnseg.serve.segment import (
 )
 
 
-def takes_bands(segmenter: Segmenter) -> bool:
-    """Whether ``segmenter``'s model takes multi-band rasters (not colour images)."""
-    return segmenter.input_convention.bands is not None
-
-
 @contextlib.contextmanager
 def _opened(data: bytes, segmenter: Segmenter,
             max_pixels: int) -> Iterator[tuple[RasterReader, Callable[[ImageError], str]]]:

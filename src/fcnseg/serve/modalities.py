@@ -24,11 +24,6 @@ from fcnseg.serve.segment import (
 )
 
 
-def takes_several_inputs(segmenter: Segmenter) -> bool:
-    """Whether requests to ``segmenter`` carry one file per modality rather than one image."""
-    return len(segmenter.input_names) > 1
-
-
 def _fields(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in names)
 

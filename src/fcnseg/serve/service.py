@@ -11,15 +11,10 @@ from starlette.responses import JSONResponse, Response
 
 from fcnseg.inference import Segmenter
 from fcnseg.serve.admission import Admission
-from fcnseg.serve.bands import probe_raster, segment_raster, takes_bands
+from fcnseg.serve.bands import probe_raster, segment_raster
 from fcnseg.serve.batching import BatchingDecision, InferenceBatcher, decide_batching
 from fcnseg.serve.limits import ConnectionGauge, ServiceLimits, connection_cap
-from fcnseg.serve.modalities import (
-    probe_inputs,
-    read_modality_uploads,
-    segment_inputs,
-    takes_several_inputs,
-)
+from fcnseg.serve.modalities import probe_inputs, read_modality_uploads, segment_inputs
 from fcnseg.serve.segment import (
     SegmentOptions,
     head_palette,
@@ -82,11 +77,11 @@ class SegmentationService:
         inputs, one raster for a multi-band model, else one image."""
         seg, max_pixels = self.segmenter, self.limits.max_pixels
         with self.admission.place():
-            if takes_several_inputs(seg):
+            if len(seg.input_names) > 1:  # one file per modality
                 uploads = await read_modality_uploads(request, seg.input_names)
                 probe = partial(probe_inputs, uploads, max_pixels)
                 work = partial(segment_inputs, seg, uploads, options, max_pixels)
-            elif takes_bands(seg):  # one raster of the model's bands
+            elif seg.input_convention.bands is not None:  # one raster of the model's bands
                 data = await read_upload(request)
                 probe = partial(probe_raster, data, seg, max_pixels)
                 work = partial(segment_raster, seg, data, options, max_pixels)
@@ -108,9 +103,9 @@ def _batching_decision(segmenter: Segmenter, limits: ServiceLimits,
     """Batching as asked, else off where requests never share the batcher, else measured."""
     if batching is not None:
         return BatchingDecision(batching, f"{'on' if batching else 'off'}: as configured")
-    if takes_several_inputs(segmenter):
+    if len(segmenter.input_names) > 1:
         return BatchingDecision(False, "off: the model takes several inputs per request")
-    if takes_bands(segmenter):
+    if segmenter.input_convention.bands is not None:
         return BatchingDecision(False, "off: the model takes multi-band rasters, segmented one "
                                        "at a time")
     if limits.max_concurrency == 1:

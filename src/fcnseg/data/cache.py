@@ -136,7 +136,7 @@ def _flatten(image: Any, label: Any) -> _Stored:
     """The arrays of a sample (an array or ``{key: array}`` each), labels made compact."""
     stored: _Stored = []
     for part, value in (("image", image), ("label", label)):
-        for key, array in keyed(value)[0].items():
+        for key, array in keyed(value).items():
             array = np.asarray(array)
             if part == "label":  # uint8 where the values fit
                 fits = array.size == 0 or (array.min() >= 0 and array.max() <= 255)

@@ -84,7 +84,7 @@ class _Scan(Dataset):
             return Problem(i, ds.name(i), _sample_files(ds, i), f"{type(e).__name__}: {e}")
         classes = _head_classes(ds)
         counts = {}
-        for head, lb in keyed(label)[0].items():
+        for head, lb in keyed(label).items():
             n = len(classes.get(head, ds.classes))
             valid = lb != ds.ignore_index
             counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n], int((~valid).sum())

@@ -12,10 +12,9 @@ from fcnseg.data.modalities import COLOR, pad_values
 from fcnseg.utils.keyed import first_of, keyed, unkeyed
 
 
-def _as_dict(x: Any) -> tuple[dict[str | None, torch.Tensor], bool]:
-    values, was_dict = keyed(x)
+def _as_dict(x: Any) -> dict[str | None, torch.Tensor]:
     return {k: v if torch.is_tensor(v) else torch.as_tensor(np.asarray(v))
-            for k, v in values.items()}, was_dict
+            for k, v in keyed(x).items()}
 
 
 def collate_segmentation(batch: Sequence[tuple[Any, Any]], ignore_index: int = 255,
@@ -33,9 +32,9 @@ def collate_segmentation(batch: Sequence[tuple[Any, Any]], ignore_index: int = 2
     if not batch:
         raise ValueError("cannot collate an empty batch")
     samples = [(_as_dict(im), _as_dict(lb)) for im, lb in batch]
-    (first_images, images_are_dict), (first_labels, labels_are_dict) = samples[0]
+    first_images, first_labels = samples[0]
     _check_samples(samples)
-    sizes = [first_of(labels).shape for _, (labels, _) in samples]
+    sizes = [first_of(labels).shape for _, labels in samples]
     h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
     n = len(batch)
     fills = dict(pad_values() if fill is None else fill)
@@ -48,7 +47,7 @@ def collate_segmentation(batch: Sequence[tuple[Any, Any]], ignore_index: int = 2
     out_labels = {key: torch.full((n, h, w), ignore_index, dtype=torch.int64) if padded
                   else torch.empty((n, h, w), dtype=torch.int64)
                   for key in first_labels}
-    for i, ((images, _), (labels, _)) in enumerate(samples):
+    for i, (images, labels) in enumerate(samples):
         for key, im in images.items():
             if im.shape[0] != out_images[key].shape[1]:
                 raise ValueError(f"sample {i}: {_what('image', key)} has {im.shape[0]} channels, "
@@ -56,16 +55,15 @@ def collate_segmentation(batch: Sequence[tuple[Any, Any]], ignore_index: int = 2
             out_images[key][i, :, : im.shape[-2], : im.shape[-1]] = im
         for key, lb in labels.items():
             out_labels[key][i, : lb.shape[0], : lb.shape[1]] = lb
-    return unkeyed(out_images, images_are_dict), unkeyed(out_labels, labels_are_dict)
+    return unkeyed(out_images), unkeyed(out_labels)
 
 
-def _check_samples(samples: Sequence[tuple[tuple[dict, bool], tuple[dict, bool]]]) -> None:
+def _check_samples(samples: Sequence[tuple[dict, dict]]) -> None:
     """A ValueError naming the first sample without sample 0's keys, or with inputs and labels
     other than C×H×W and H×W of one size."""
-    (first_images, images_are_dict), (first_labels, labels_are_dict) = samples[0]
-    for i, ((images, im_dict), (labels, lb_dict)) in enumerate(samples):
-        if (im_dict, lb_dict) != (images_are_dict, labels_are_dict) or \
-                list(images) != list(first_images) or list(labels) != list(first_labels):
+    first_images, first_labels = samples[0]
+    for i, (images, labels) in enumerate(samples):
+        if list(images) != list(first_images) or list(labels) != list(first_labels):
             raise ValueError(f"sample {i}: its inputs {list(images)} and labels {list(labels)} "
                              f"differ from sample 0's ({list(first_images)}, {list(first_labels)})")
         size = first_of(labels).shape

@@ -54,10 +54,8 @@ class JointTransform:
     together as dicts (a plain array as ``{None: array}``)."""
 
     def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
-        images, images_keyed = keyed(image)
-        labels, labels_keyed = keyed(label)
-        images, labels = self.apply(images, labels)
-        return unkeyed(images, images_keyed), unkeyed(labels, labels_keyed)
+        images, labels = self.apply(keyed(image), keyed(label))
+        return unkeyed(images), unkeyed(labels)
 
     def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
         raise NotImplementedError
@@ -137,7 +135,7 @@ class RandomCrop(JointTransform):
             raise ValueError(f"crop size must be positive, got {size}")
         self.ignore_index = int(ignore_index)
         self.fill = fill
-        self._fills, _ = keyed(fill)  # one fill is the colour input's
+        self._fills = keyed(fill)  # one fill is the colour input's
         self.generator = generator
 
     def _fill_for(self, key: str | None, dtype: np.dtype) -> np.ndarray:

@@ -50,7 +50,7 @@ def activation_bytes(model: nn.Module, sample: Any) -> int:
 
     def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
         nonlocal total
-        parts = [p for part in keyed(output)[0].values()
+        parts = [p for part in keyed(output).values()
                  for p in (part if isinstance(part, tuple | list) else (part,))]
         total += sum(p.numel() * p.element_size() for p in parts if isinstance(p, torch.Tensor))
 

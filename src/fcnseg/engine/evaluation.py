@@ -122,17 +122,17 @@ class EvalOptions:
 
     @property
     def several_heads(self) -> bool:
-        return keyed(self.num_classes)[1]
+        return None not in keyed(self.num_classes)
 
     @property
     def heads(self) -> dict[str | None, int]:
         """Classes per head: ``{None: C}`` for a model with one head."""
-        return {h: int(n) for h, n in keyed(self.num_classes)[0].items()}
+        return {h: int(n) for h, n in keyed(self.num_classes).items()}
 
     def exclusions(self) -> dict[str | None, Sequence[int]]:
         """``exclude_classes`` per head (``{None: classes}`` for one head), checked."""
         several = self.several_heads
-        by_head = keyed(self.exclude_classes)[0] if len(self.exclude_classes) else {}
+        by_head = keyed(self.exclude_classes) if len(self.exclude_classes) else {}
         if not several and set(by_head) - {None}:
             raise ValueError("exclude_classes: a {head: classes} dict needs a model with "
                              "several heads (num_classes given per head)")
@@ -202,8 +202,8 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
                     raise ValueError(f"evaluation loader must yield (images, labels) pairs, "
                                      f"got {type(batch).__name__}")
                 images, labels = batch[0], batch[1]
-                labels = keyed(to_device(labels, runner.device))[0]
-                outputs = keyed(runner.forward(images, opts.predict_fn))[0]
+                labels = keyed(to_device(labels, runner.device))
+                outputs = keyed(runner.forward(images, opts.predict_fn))
                 _score_batch(matrices, bins, opts.temperature, batch_index, outputs, labels)
                 num_images += first_of(labels).shape[0]
     finally:

@@ -74,13 +74,13 @@ def segmentation_loss(logits: torch.Tensor | Mapping[str, torch.Tensor],
                          f"loss.reduction=mean")
     loss = partial(_head_loss, terms=terms, reduction=reduction, ignore_index=ignore_index,
                    weight=weight, focal_gamma=focal_gamma)
-    scores, several = keyed(logits)
+    scores = keyed(logits)
     # One target (or divisor) is every head's; a dict gives each head its own.
-    targets, divisors = keyed(target)[0], keyed(normalizer)[0]
+    targets, divisors = keyed(target), keyed(normalizer)
     losses = [loss(head_scores, targets.get(head, targets.get(None)),
                    divisors.get(head, divisors.get(None)))
               for head, head_scores in scores.items()]
-    return sum(losses, torch.zeros(())) if several else losses[0]
+    return losses[0] if None in scores else sum(losses, torch.zeros(()))
 
 
 def _head_loss(logits: torch.Tensor, target: torch.Tensor,
@@ -249,12 +249,12 @@ class LossSampler:
         dict of label maps (one per head, all the same size) loses the same cells in each."""
         if self.rate >= 1.0:
             return labels
-        maps, by_head = keyed(labels)
+        maps = keyed(labels)
         first = next(iter(maps.values()))
         keep = self.keep_mask(*first.shape).to(first.device)
         kept = {h: torch.where(keep, m, torch.full_like(m, self.ignore_index))
                 for h, m in maps.items()}
-        return unkeyed(kept, by_head)
+        return unkeyed(kept)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}

@@ -390,8 +390,8 @@ def _agree(setup: TrainSetup, stopping: bool,
     """Whether any process was asked to stop, and the averaged loss's divisor for the whole
     step: the valid pixels (their summed class weight) of every batch on every process; with
     labels per head, one divisor per head (``{head: divisor}``)."""
-    labels = [keyed(labels)[0] for _, labels in batches]
-    heads, by_head = list(labels[0]), keyed(batches[0][1])[1]
+    labels = [keyed(labels) for _, labels in batches]
+    heads = list(labels[0])
     local = [loss_normalizer([lb[head] for lb in labels], setup.ignore_index,
                              setup.class_weights) for head in heads]
     flags = torch.tensor([float(stopping), *local], dtype=torch.float64)
@@ -400,7 +400,7 @@ def _agree(setup: TrainSetup, stopping: bool,
         dist.all_reduce(flags)
         flags = flags.cpu()
     divisors = {h: float(v) for h, v in zip(heads, flags[1:], strict=True)}
-    return bool(flags[0] > 0), unkeyed(divisors, by_head)
+    return bool(flags[0] > 0), unkeyed(divisors)
 
 
 def step(setup: TrainSetup, images: Any, labels: Any,

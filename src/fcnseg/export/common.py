@@ -298,7 +298,7 @@ def _arrays(value: Any) -> dict[str, np.ndarray]:
     """Outputs as ``{head: array}``; a single one as ``"logits"``."""
     return {"logits" if k is None else str(k):
             v.float().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-            for k, v in keyed(value)[0].items()}
+            for k, v in keyed(value).items()}
 
 
 def _shape(x: Sample) -> tuple[int, ...]:

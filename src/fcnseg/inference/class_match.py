@@ -28,7 +28,7 @@ class ClassMatch:
     def relabel(self, label: Any) -> Any:
         """``label`` (an array or tensor of dataset values) in the model's indices; values that
         are no class (the ignore value, or bad ones left for the scoring to report) are kept."""
-        if self.lookup is None or keyed(label)[1]:  # a {head: label} dict is the heads'
+        if self.lookup is None or None not in keyed(label):  # a {head: label} dict is the heads'
             return label
         if isinstance(label, torch.Tensor):
             table = torch.tensor(self.lookup, dtype=label.dtype, device=label.device)
@@ -42,7 +42,7 @@ class ClassMatch:
     def exclusions(self, classes: Any) -> Any:
         """Dataset class indices (e.g. those a dataset leaves out of its mean) as the model's
         (a ``{head: classes}`` dict is the heads', kept as it is)."""
-        if self.lookup is None or keyed(classes)[1]:
+        if self.lookup is None or None not in keyed(classes):
             return classes
         return tuple(self.lookup[c] if 0 <= c < len(self.lookup) else c for c in classes)
 

@@ -326,11 +326,11 @@ class Segmenter:
         """N×C×H×W float32 logits (``{head: logits}`` for several heads) of a batch of raw
         pixels (or ``{modality: pixels}``), sliding window and TTA applied, over temperature."""
         with self.runner.session():
-            out, several = keyed(self._forward(x))
-        heads = self.heads if several else out
+            out = keyed(self._forward(x))
+        heads = out if None in out else self.heads
         scale = self.temperature
         return unkeyed({h: out[h].float() if scale == 1.0 else out[h].float() / scale
-                        for h in heads}, several)
+                        for h in heads})
 
     def _forward(self, x: Any) -> Any:
         """The model's output for a batch, compiled unless that fails (then eager from now on)."""
@@ -485,7 +485,7 @@ class Segmenter:
         """The first head's prediction of each picture, with every head's as its ``heads``."""
         names = self.heads or {None: self.class_names}
         by_head = {h: _predictions(out, pictures, names[h], return_probs)
-                   for h, out in keyed(logits)[0].items()}
+                   for h, out in keyed(logits).items()}
         first = next(iter(by_head.values()))
         if not self.heads:
             return first

@@ -26,8 +26,7 @@ PredictFn = Callable[[nn.Module, Any], Any]
 
 def _apply(fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> Any:
     """``fn`` of a tensor, or ``{key: fn(tensor)}`` of a dict of them (modalities, heads)."""
-    values, was_dict = keyed(x)
-    return unkeyed({k: fn(v) for k, v in values.items()}, was_dict)
+    return unkeyed({k: fn(v) for k, v in keyed(x).items()})
 
 
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -41,8 +40,7 @@ def forward_logits(model: nn.Module, x: Batch) -> Logits:
     """The plain whole-image forward pass (the default ``predict_fn``): a torchvision-style
     ``{"out": logits, "aux": ...}`` gives its ``"out"``, a model with several heads its dict."""
     out = model(x)
-    by_head, _ = keyed(out)
-    return by_head.get("out", out)
+    return keyed(out).get("out", out)
 
 
 def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int],
@@ -63,11 +61,10 @@ def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int
     if len(ys) == 1 and len(xs) == 1:
         return run(model, x)
     total: dict[str | None, torch.Tensor] = {}
-    heads = False
     count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first_of(x).device)
     for y0, x0 in itertools.product(ys, xs):
         cut = (slice(None), slice(None), slice(y0, y0 + wh), slice(x0, x0 + ww))
-        out, heads = keyed(run(model, _apply(lambda t, cut=cut: t[cut], x)))
+        out = keyed(run(model, _apply(lambda t, cut=cut: t[cut], x)))
         if first_of(out).shape[-2:] != (wh, ww):
             raise ValueError(f"the model returned {tuple(first_of(out).shape[-2:])} logits for "
                              f"a {(wh, ww)} window; sliding windows need same-size outputs")
@@ -77,7 +74,7 @@ def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int
                                           device=count.device)
             total[head][cut] += logits.float()
         count[cut] += 1.0  # the weight map: windows over each pixel
-    return unkeyed({head: t / count for head, t in total.items()}, heads)
+    return unkeyed({head: t / count for head, t in total.items()})
 
 
 def _window_and_stride(window: int | Sequence[int], stride: int | Sequence[int] | None
@@ -114,12 +111,11 @@ def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), fli
     run = predict_fn or forward_logits
     size = (int(first_of(x).shape[-2]), int(first_of(x).shape[-1]))
     total: dict[str | None, torch.Tensor] = {}
-    heads = False
     for s in scales:
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         xs = _apply(lambda t, sz=scaled_size: _resize(t, sz), x)
         for mirrored in (False, True) if flip else (False,):
-            out, heads = keyed(run(model, _apply(lambda t: t.flip(-1), xs) if mirrored else xs))
+            out = keyed(run(model, _apply(lambda t: t.flip(-1), xs) if mirrored else xs))
             for head, t in out.items():
                 t = _resize((t.flip(-1) if mirrored else t).float(), size)
                 t = t.softmax(1) if average == "probs" else t
@@ -128,7 +124,7 @@ def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), fli
     mean = {head: t / passes for head, t in total.items()}
     if average == "probs":
         mean = {head: t.clamp_min(1e-12).log() for head, t in mean.items()}
-    return unkeyed(mean, heads)
+    return unkeyed(mean)
 
 
 @dataclass(frozen=True)

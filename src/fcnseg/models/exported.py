@@ -60,14 +60,13 @@ class ArtifactModel(nn.Module):
         self.optimizations = [f"runtime: {runtime}" + (" int8" if precision == "int8" else "")]
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
-        inputs, several = keyed(x)
+        inputs = keyed(x)
         device = first_of(inputs).device
-        x = unkeyed({m: t.detach().float().cpu() for m, t in inputs.items()}, several)
+        x = unkeyed({m: t.detach().float().cpu() for m, t in inputs.items()})
         if not self.raw_pixels:
             x = self.preprocess(x)
-        contiguous = {m: t.contiguous() for m, t in keyed(x)[0].items()}
-        heads, several_heads = keyed(self._run(unkeyed(contiguous, several)))
-        if several_heads:
+        heads = keyed(self._run(unkeyed({m: t.contiguous() for m, t in keyed(x).items()})))
+        if None not in heads:
             return {h: t.float().to(device) for h, t in heads.items()}
         out = heads[None]
         if self.labels_out:
@@ -135,8 +134,7 @@ def _onnx_runner(path: str, threads: int | None, heads: list[str] | None = None)
     name = session.get_inputs()[0].name
 
     def run(x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
-        inputs, several = keyed(x)
-        feed = {(m if several else name): t.numpy() for m, t in inputs.items()}
+        feed = {(name if m is None else m): t.numpy() for m, t in keyed(x).items()}
         if heads:
             got = session.run(heads, feed)
             return {h: torch.from_numpy(np.asarray(o)) for h, o in zip(heads, got, strict=True)}

@@ -257,7 +257,8 @@ class BareInput(nn.Identity):
         self.image_input = image_input
 
     def forward(self, x: Any) -> Any:
-        inputs, several = keyed(x)
+        inputs = keyed(x)
+        several = None not in inputs
         for name, t in inputs.items():
             if isinstance(t, torch.Tensor) and not t.is_floating_point():
                 dtype = str(t.dtype).removeprefix("torch.")

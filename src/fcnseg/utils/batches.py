@@ -14,14 +14,13 @@ from fcnseg.utils.keyed import keyed, unkeyed
 def to_device(x: Any, device: torch.device | str, *, channels_last: bool = False) -> Any:
     """A tensor, or each tensor of a dict (inputs per modality, labels per head), on ``device``
     (asynchronously where the source is pinned); 4-d tensors channels-last when asked."""
-    values, was_dict = keyed(x)
     moved = {}
-    for name, t in values.items():
+    for name, t in keyed(x).items():
         t = t.to(device, non_blocking=True)
         if channels_last and t.dim() == 4:
             t = t.contiguous(memory_format=torch.channels_last)
         moved[name] = t
-    return unkeyed(moved, was_dict)
+    return unkeyed(moved)
 
 
 def same_size_batches(sizes: Sequence[Hashable], batch_size: int,

@@ -24,11 +24,6 @@ Logits = torch.Tensor | Mapping[str, torch.Tensor]
 PredictFn = Callable[[nn.Module, Any], Any]
 
 
-def _apply(fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> Any:
-    """``fn`` of a tensor, or ``{key: fn(tensor)}`` of a dict of them (modalities, heads)."""
-    return unkeyed({k: fn(v) for k, v in keyed(x).items()})
-
-
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
     pair = (int(v), int(v)) if isinstance(v, int) else tuple(int(x) for x in v)
     if len(pair) != 2 or min(pair) < 1:
@@ -50,7 +45,8 @@ def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int
     ``predict_fn`` (default: ``model(window)``), each pixel the mean of the windows over it.
     ``window``: height and width (an int: square), cut to the image; ``stride``: the step
     between windows, at most the window (default: two thirds of it)."""
-    shape = tuple(first_of(x).shape)
+    inputs = keyed(x)
+    shape = tuple(first_of(inputs).shape)
     if len(shape) != 4:
         raise ValueError(f"expected an N×3×H×W batch, got shape {shape}")
     n, _, h, w = shape
@@ -61,10 +57,10 @@ def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int
     if len(ys) == 1 and len(xs) == 1:
         return run(model, x)
     total: dict[str | None, torch.Tensor] = {}
-    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first_of(x).device)
+    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first_of(inputs).device)
     for y0, x0 in itertools.product(ys, xs):
         cut = (slice(None), slice(None), slice(y0, y0 + wh), slice(x0, x0 + ww))
-        out = keyed(run(model, _apply(lambda t, cut=cut: t[cut], x)))
+        out = keyed(run(model, unkeyed({k: t[cut] for k, t in inputs.items()})))
         if first_of(out).shape[-2:] != (wh, ww):
             raise ValueError(f"the model returned {tuple(first_of(out).shape[-2:])} logits for "
                              f"a {(wh, ww)} window; sliding windows need same-size outputs")
@@ -109,13 +105,15 @@ def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), fli
     if not scales or min(scales) <= 0:
         raise ValueError(f"scales must be positive numbers, got {scales}")
     run = predict_fn or forward_logits
-    size = (int(first_of(x).shape[-2]), int(first_of(x).shape[-1]))
+    inputs = keyed(x)
+    size = (int(first_of(inputs).shape[-2]), int(first_of(inputs).shape[-1]))
     total: dict[str | None, torch.Tensor] = {}
     for s in scales:
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
-        xs = _apply(lambda t, sz=scaled_size: _resize(t, sz), x)
+        xs = {k: _resize(t, scaled_size) for k, t in inputs.items()}
         for mirrored in (False, True) if flip else (False,):
-            out = keyed(run(model, _apply(lambda t: t.flip(-1), xs) if mirrored else xs))
+            out = keyed(run(model, unkeyed({k: t.flip(-1) for k, t in xs.items()} if mirrored
+                                           else xs)))
             for head, t in out.items():
                 t = _resize((t.flip(-1) if mirrored else t).float(), size)
                 t = t.softmax(1) if average == "probs" else t

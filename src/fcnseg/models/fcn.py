@@ -19,6 +19,7 @@ from fcnseg.models.keymap import KeyMap, use_reference_keys
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import trunk_channels, trunk_coord_maps, trunk_features
 from fcnseg.models.vgg import VGG16Trunk
+from fcnseg.utils.keyed import keyed
 
 
 class FCN(DescribedModel, nn.Module):
@@ -144,12 +145,13 @@ def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],
                  input_names: Sequence[str]) -> torch.Tensor:
     """A tensor input as it is; a dict input's tensors for ``input_names`` stacked along the
     channels (a missing one is a ValueError naming it)."""
-    if not isinstance(x, Mapping):
-        return x
-    require_inputs(x, input_names)
+    inputs = keyed(x)
+    if None in inputs:
+        return inputs[None]
+    require_inputs(inputs, input_names)
     if len(input_names) == 1:
-        return x[input_names[0]]
-    return torch.cat([x[n] for n in input_names], dim=1)
+        return inputs[input_names[0]]
+    return torch.cat([inputs[n] for n in input_names], dim=1)
 
 
 def vgg16_head(trunk: VGG16Trunk, num_classes: int, variant: str, *,

@@ -139,8 +139,10 @@ class Preprocess(nn.Module):
 
     def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor]
                 ) -> torch.Tensor | dict[str, torch.Tensor]:
-        if isinstance(x, Mapping):
-            return {n: self._normalise(n, t) if n in self.steps else t for n, t in x.items()}
+        inputs = keyed(x)
+        if None not in inputs:
+            return {n: self._normalise(n, t) if n in self.steps else t for n, t in inputs.items()}
+        x = inputs[None]
         if len(self.input_names) == 1:
             return self._normalise(self.input_names[0], x)
         widths = [1 if n == "depth" else 3 for n in self.input_names]

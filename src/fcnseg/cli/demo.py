@@ -133,11 +133,13 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     bands = segmenter.input_convention.bands
+    described = getattr(dataset, "rasters", dataset)  # windows of rasters: the rasters' bands
     for i in range(min(count, len(dataset))):
         image, truth = dataset[i]
         scene = i == 0 and scene_pictures and bands is None
         pred = segmenter.predict(image, return_probs=scene)  # a model of bands: raw values
-        picture = image if bands is None else _band_picture(dataset, image)  # its rgb bands
+        picture = image if bands is None else display_rgb(  # its rgb bands (else the first)
+            image, getattr(described, "bands", None), getattr(described, "rgb_bands", None))
         path = folder / f"{dataset.name(i)}.png"
         save_png(path, comparison_strip(picture, np.asarray(truth), pred.label, segmenter.palette,
                                         segmenter.class_names,
@@ -146,13 +148,6 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
         if scene:
             paths += _save_scene_pictures(segmenter, pred, folder, dataset.name(i))
     return paths
-
-
-def _band_picture(dataset, image: np.ndarray) -> np.ndarray:
-    """A multi-band sample as its dataset's ``rgb`` bands (else its first band) stretched."""
-    described = getattr(dataset, "rasters", dataset)  # windows of rasters: the rasters' bands
-    return display_rgb(image, getattr(described, "bands", None),
-                       getattr(described, "rgb_bands", None))
 
 
 def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:

@@ -144,7 +144,9 @@ def _raster_record(file: Path) -> dict[str, Any]:
                            "bands": info.bands, "dtype": str(info.dtype),
                            "band_names": list(info.band_names) if info.band_names else None,
                            "crs": str(info.crs) if info.crs is not None else None,
-                           "transform": _geotransform(info.transform),
+                           # rasterio's six coefficients; none for the identity (pixel units)
+                           "transform": None if getattr(info.transform, "is_identity", True)
+                           else [float(v) for v in tuple(info.transform)[:6]],
                            # NaN (float outputs' nodata) as text: JSON has no NaN
                            "nodata": "nan" if info.nodata is not None and np.isnan(info.nodata)
                            else info.nodata}
@@ -161,13 +163,6 @@ def _raster_record(file: Path) -> dict[str, Any]:
             strips, count = _raster_strips(reader)
             rec.update(_statistics(image_statistics(strips, [band], count, info.nodata)))
     return rec
-
-
-def _geotransform(transform: Any) -> list[float] | None:
-    """Rasterio's six coefficients; None without one (or the identity: pixel units)."""
-    if transform is None or transform.is_identity:
-        return None
-    return [float(v) for v in tuple(transform)[:6]]
 
 
 def _georef_text(rec: dict[str, Any]) -> str:

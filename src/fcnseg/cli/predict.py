@@ -236,7 +236,11 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     seg = Segmenter.from_checkpoint(args.checkpoint,
                                     device=ranks.device if ranks.distributed else args.device,
                                     **running, precision=args.precision, **limits)
-    if seg.labels_only and (wanted := _probability_options(args)):
+    wanted = [name for name, given in (  # the options given that need probabilities
+        ("--probs", args.probs), ("--uncertainty", args.uncertainty or args.uncertainty_kind),
+        ("--heatmaps", args.heatmaps), ("--heatmaps-present", args.heatmaps_present),
+        ("--rank uncertainty", args.rank)) if given]
+    if seg.labels_only and wanted:
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
     # Created once the model is known to give what was asked: a refusal writes nothing.
     out_dir = prepare_output_folder(args.out)
@@ -321,14 +325,6 @@ def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
                 f"those get NAME.tif and NAME_overlay.png; their class probabilities come as "
                 f"NAME_probs.tif with --probs (and NAME_uncertainty.tif with --uncertainty)"
                 f"{none}")
-
-
-def _probability_options(args: argparse.Namespace) -> list[str]:
-    """The options given that need the model's probabilities."""
-    return [name for name, given in (
-        ("--probs", args.probs), ("--uncertainty", args.uncertainty or args.uncertainty_kind),
-        ("--heatmaps", args.heatmaps), ("--heatmaps-present", args.heatmaps_present),
-        ("--rank uncertainty", args.rank)) if given]
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from fcnseg import __version__
@@ -85,7 +85,8 @@ async def healthz(service: Service) -> dict[str, Any]:
 async def metrics(request: Request) -> Response:
     """Requests, latency, images and pixels segmented, refusals and the model, in Prometheus'
     text format."""
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(request.app.state.metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/model")

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fcnseg.inference import Segmenter
@@ -58,10 +58,6 @@ class ServiceMetrics:
         Info("fcnseg_model", "The served model", registry=r).info({
             "name": Path(path).name if path else model["arch"], "arch": model["arch"],
             "classes": str(model["num_classes"]), "precision": str(model["precision"])})
-
-    def exposition(self) -> bytes:
-        """The metrics in Prometheus' text format."""
-        return generate_latest(self.registry)
 
     def count(self, route: str, status: int, seconds: float, state: dict) -> None:
         """One answered request (``state``: the request's, with ``image_size`` once probed)."""

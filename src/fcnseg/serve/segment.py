@@ -229,7 +229,7 @@ def inference_errors(what: str) -> Iterator[None]:
         raise
     except Exception as e:  # noqa: BLE001
         log.exception("segmenting %s failed", what)
-        if out_of_memory(e):
+        if isinstance(e, MemoryError) or any(w in str(e).lower() for w in _OUT_OF_MEMORY_WORDS):
             raise RequestError(500, f"inference failed: out of memory segmenting {what} "
                                     f"({type(e).__name__}); send a smaller image, or lower "
                                     f"fcnseg serve --max-pixels so that images this large get "
@@ -241,12 +241,6 @@ def inference_errors(what: str) -> Iterator[None]:
 _OUT_OF_MEMORY_WORDS = ("out of memory", "not enough memory", "can't allocate memory",
                         "cannot allocate memory", "failed to allocate memory", "bad_alloc",
                         "bad allocation")
-
-
-def out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` says the model ran out of memory."""
-    text = str(error).lower()
-    return isinstance(error, MemoryError) or any(w in text for w in _OUT_OF_MEMORY_WORDS)
 
 
 def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,

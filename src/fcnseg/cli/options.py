@@ -397,7 +397,15 @@ def data_fields(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     """The dataset that ``--dataset`` or ``--data name=`` names (None: neither) and the other
     ``--data KEY=VALUE`` fields, their values read as YAML."""
     fields = yaml_fields(args.data, "--data")
-    return _chosen_dataset(args, fields.pop("name", None)), fields
+    name = fields.pop("name", None)
+    if name is None:
+        return args.dataset, fields
+    if name not in DATASETS:
+        raise ValueError(f"--data name={name}: unknown dataset; known: {', '.join(DATASETS)}")
+    if args.dataset is not None and args.dataset != name:
+        raise ValueError(f"--data name={name} and --dataset {args.dataset} name two datasets; "
+                         f"give one")
+    return str(name), fields
 
 
 def yaml_fields(items: Iterable[str], where: str) -> dict[str, Any]:
@@ -461,15 +469,3 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     if name is None:
         print(f"dataset from the checkpoint's recipe: {spec}")
     return spec
-
-
-def _chosen_dataset(args: argparse.Namespace, data_name: Any) -> str | None:
-    """The dataset named by ``--dataset`` or ``--data name=`` (None: neither)."""
-    if data_name is None:
-        return args.dataset
-    if data_name not in DATASETS:
-        raise ValueError(f"--data name={data_name}: unknown dataset; known: {', '.join(DATASETS)}")
-    if args.dataset is not None and args.dataset != data_name:
-        raise ValueError(f"--data name={data_name} and --dataset {args.dataset} name two "
-                         f"datasets; give one")
-    return str(data_name)

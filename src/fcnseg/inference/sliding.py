@@ -61,8 +61,8 @@ def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int
     for y0, x0 in itertools.product(ys, xs):
         cut = (slice(None), slice(None), slice(y0, y0 + wh), slice(x0, x0 + ww))
         out = keyed(run(model, unkeyed({k: t[cut] for k, t in inputs.items()})))
-        if first_of(out).shape[-2:] != (wh, ww):
-            raise ValueError(f"the model returned {tuple(first_of(out).shape[-2:])} logits for "
+        if (got := tuple(first_of(out).shape[-2:])) != (wh, ww):
+            raise ValueError(f"the model returned {got} logits for "
                              f"a {(wh, ww)} window; sliding windows need same-size outputs")
         for head, logits in out.items():
             if head not in total:

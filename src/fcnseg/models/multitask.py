@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.models.fcn import FCN, require_inputs, stack_inputs, vgg16_head
+from fcnseg.models.fcn import FCN, require_inputs, vgg16_head
 from fcnseg.models.geometry import IDENTITY
 from fcnseg.models.head import (
     VARIANTS,
@@ -156,7 +156,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
         expect_mapping(x, self.arch, f"a dict of inputs {list(self.input_names)}")
         require_inputs(x, self.input_names)  # every input named, not just a stream's own
         x = self.preprocess(x)
-        inputs = {m: stack_inputs(x, (m,)) for m in self.input_names}
+        inputs = {m: x[m] for m in self.input_names}
         size = inputs[self.input_names[0]].shape[-2:]
         if any(t.shape[-2:] != size for t in inputs.values()):
             raise ValueError(f"the inputs {list(self.input_names)} differ in size: "

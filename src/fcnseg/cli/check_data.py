@@ -85,7 +85,9 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.labels is not None and args.dataset not in (*ANNOTATION_FORMATS, "cityscapes"):
         raise ValueError(f"--labels: only for cityscapes and the annotation datasets "
                          f"({', '.join(ANNOTATION_FORMATS)}), not --dataset {args.dataset}")
-    data = _data(args)
+    data = options.data_fields(args)[1]
+    if (split := data.pop("split", None)) is not None:  # one more --split
+        args.split = [*(args.split or []), str(split)]
     if args.dataset == "synthetic":
         ds = build_dataset({"name": "synthetic", "num_images": args.num_images,
                             "size": args.size, "seed": args.seed, **data})
@@ -109,15 +111,6 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.dataset == "voc":
         return _open_voc(args, data)
     return _open_folder(args, data)
-
-
-def _data(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``--data`` fields of the spec; a ``split`` among them is one more ``--split``."""
-    data = options.data_fields(args)[1]
-    if data.get("split") is not None:
-        args.split = [*(args.split or []), str(data["split"])]
-    data.pop("split", None)
-    return data
 
 
 def _open_voc(args: argparse.Namespace, data: dict[str, Any]):  # -> as _open

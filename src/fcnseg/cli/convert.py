@@ -15,7 +15,10 @@ HELP = ("Convert a Caffe .caffemodel (the FCN reference release, or the ImageNet
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = where_the_files_are()
+    names = ", ".join(name for name in REFERENCE_MODELS if name != "VGG_ILSVRC_16_layers")
+    p.epilog = (f"The reference release's files are {CAFFE_HOST}/NAME.caffemodel for NAME in "
+                f"{names}; the ImageNet VGG16 is at {OXFORD_VGG16_URL} (the Oxford VGG page). "
+                f"Converting needs protobuf, the caffe extra: pip install 'fcnseg[caffe]'.")
     p.add_argument("caffemodel", help=".caffemodel file (e.g. fcn8s-heavy-pascal.caffemodel)")
     p.add_argument("--out", required=True,
                    help="output: .pt checkpoint or .safetensors (the ImageNet VGG16 becomes a "
@@ -25,14 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(fcn32s, fcn16s, fcn8s, fcn8s_atonce, vgg16); default: recognised from "
                         "the file's layer names and shapes")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-
-
-def where_the_files_are() -> str:
-    """Where the reference ``.caffemodel`` files are downloaded from, and the extra needed."""
-    names = ", ".join(name for name in REFERENCE_MODELS if name != "VGG_ILSVRC_16_layers")
-    return (f"The reference release's files are {CAFFE_HOST}/NAME.caffemodel for NAME in "
-            f"{names}; the ImageNet VGG16 is at {OXFORD_VGG16_URL} (the Oxford VGG page). "
-            f"Converting needs protobuf, the caffe extra: pip install 'fcnseg[caffe]'.")
 
 
 def run(args: argparse.Namespace) -> int:

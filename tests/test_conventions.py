@@ -65,6 +65,19 @@ def test_a_band_conventions_sample_types_round_trip_and_an_old_record_has_none()
     assert "sample_types" not in band_convention(["red"], [1.0], [1.0]).to_dict()
 
 
+def test_one_sample_type_given_as_a_string_is_the_type_of_every_band() -> None:
+    conv = band_convention(["b", "g"], [400.0] * 2, [100.0] * 2, sample_types="uint16")
+    assert conv.sample_types == ("uint16",)
+    assert band_convention(["b"], [1.0], [1.0], sample_types=["uint16"] * 2).sample_types \
+        == ("uint16",)
+
+
+def test_sample_types_split_into_letters_by_an_earlier_release_load_as_not_recorded() -> None:
+    saved = band_convention(["b"], [400.0], [100.0]).to_dict()
+    saved["sample_types"] = ["1", "6", "i", "n", "t", "u"]
+    assert get_convention(saved).sample_types is None
+
+
 def test_a_dataset_of_one_band_against_a_colour_model_says_1_band() -> None:
     with pytest.raises(ValueError, match=r"declares 1 band \(intensity\) but checkpoint "
                                          r"m\.pt takes RGB colour"):

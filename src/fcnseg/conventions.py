@@ -80,7 +80,9 @@ class InputConvention:
                        std=tuple(float(v) for v in d["std"]),
                        bands=None if d.get("bands") is None else tuple(map(str, d["bands"])),
                        nodata=None if d.get("nodata") is None else float(d["nodata"]),
+                       # single letters: a type name split by an earlier band_convention
                        sample_types=None if d.get("sample_types") is None
+                       or all(len(str(t)) == 1 for t in d["sample_types"])
                        else tuple(map(str, d["sample_types"])))
         except KeyError as e:
             raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None
@@ -131,17 +133,19 @@ def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConv
 
 def band_convention(bands: Sequence[str], mean: Sequence[float], std: Sequence[float],
                     nodata: float | None = None,
-                    sample_types: Sequence[str] | None = None) -> InputConvention:
+                    sample_types: str | Sequence[str] | None = None) -> InputConvention:
     """The convention of a model on multi-band images: each band (raw values) minus its
     dataset mean, over its dataset std (1 for a band without variance); ``nodata`` and
-    ``sample_types`` (``"uint16"``) the dataset's, where known."""
+    ``sample_types`` the dataset's, where known: the set of its images' sample types (one
+    type of every band, ``"uint16"``, or a sequence of those its files hold, not one per band)."""
+    types = [sample_types] if isinstance(sample_types, str) else sample_types
     return InputConvention(name="bands", channel_order="RGB", scale=1.0,
                            mean=tuple(float(m) for m in mean),
                            std=tuple(float(s) if s > 0 else 1.0 for s in std),
                            bands=tuple(str(b) for b in bands),
                            nodata=None if nodata is None else float(nodata),
-                           sample_types=None if sample_types is None
-                           else tuple(sorted(str(t) for t in sample_types)))
+                           sample_types=None if types is None
+                           else tuple(sorted({str(t) for t in types})))
 
 
 def bands_count(count: int) -> str:

@@ -243,6 +243,17 @@ def _cells(dtype: Any = np.uint16) -> np.ndarray:
     return (a if dtype == np.uint16 else a / 16).astype(dtype)
 
 
+def test_a_sample_type_recorded_once_a_band_is_named_once_in_the_refusal() -> None:
+    from dataclasses import replace
+
+    from fcnseg.inference.rasters import sample_type_problem
+
+    conv = replace(band_convention(list("bgrn"), [400.0] * 4, [100.0] * 4),
+                   sample_types=("uint16",) * 4)
+    problem = sample_type_problem(np.uint8, conv)
+    assert problem is not None and problem.count("16-bit (uint16)") == 1
+
+
 def test_an_8_bit_image_to_a_model_of_16_bit_images_is_refused_in_one_line(
         tmp_path: Path) -> None:
     from PIL import Image

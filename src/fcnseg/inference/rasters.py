@@ -797,7 +797,7 @@ def sample_type_problem(dtype: Any, convention: Any) -> str | None:
     if trained is not None:
         if have in trained or not trained or not all(t in _DEPTHS for t in trained):
             return None
-        kinds = " and ".join(f"{_DEPTHS[t]} ({t})" for t in trained)
+        kinds = " and ".join(f"{_DEPTHS[t]} ({t})" for t in dict.fromkeys(trained))
         return (f"{_DEPTHS[have]} samples ({have}), but the model was trained on {kinds} "
                 f"images: their values lie on another scale and would be segmented "
                 f"wrongly; {fix}")

@@ -15,7 +15,7 @@ from fcnseg.checkpoint import (
     save_checkpoint,
 )
 from fcnseg.cli.main import main
-from fcnseg.conventions import TORCHVISION_RGB
+from fcnseg.conventions import NYUD_BGR, TORCHVISION_RGB
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference import Segmenter
 from fcnseg.models import build_model, fcn8s, fcn8s_vgg16_bn, fcn16s
@@ -49,6 +49,14 @@ def test_checkpoint_describes_and_rebuilds_the_model(tmp_path: Path) -> None:
     x = torch.randn(1, 3, 37, 41)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), model(x))
+
+
+def test_a_checkpoints_build_kwargs_rebuild_its_models_convention(tmp_path: Path) -> None:
+    model = _model()
+    model.input_convention = NYUD_BGR  # as loading weights of another convention does
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model, class_names=NAMES))
+    rebuilt = build_model(ckpt["model"]["arch"], **ckpt["model"]["build_kwargs"])
+    assert rebuilt.input_convention == NYUD_BGR
 
 
 def test_port_checkpoint_is_read_as_a_caffe_voc_model(tmp_path: Path) -> None:

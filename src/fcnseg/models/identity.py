@@ -27,9 +27,11 @@ class ModelIdentity:
         self.input_convention = get_convention(self.input_convention)  # type: ignore[arg-type]
 
     def describe(self) -> dict[str, Any]:
-        """The JSON-able description that checkpoints store."""
-        return {"arch": self.arch, "build_kwargs": dict(self.build_kwargs),
-                "input_convention": self.input_convention.to_dict()}  # type: ignore[union-attr]
+        """The JSON-able description that checkpoints store: ``build_kwargs`` name the
+        convention too, so that ``build_model(arch, **build_kwargs)`` rebuilds this model."""
+        conv = self.input_convention.to_dict()  # type: ignore[union-attr]
+        return {"arch": self.arch, "build_kwargs": {**self.build_kwargs, "input_convention": conv},
+                "input_convention": conv}
 
 
 class DescribedModel:

@@ -174,6 +174,14 @@ def test_random_multiband_models_take_one_channel_per_band(arch: str,
         model(torch.rand(1, 3, 36, 44))
 
 
+@pytest.mark.parametrize("arch", ["fcn_resnet50", "fcn_resnet101", "siftflow_fcn8s",
+                                  "nyud_fcn32s_color", "nyud_fcn32s_hha", "nyud_fcn32s_color_d",
+                                  "nyud_fcn16s_color_hha"])
+def test_a_colour_only_model_refuses_a_multiband_convention_when_built(arch: str) -> None:
+    with pytest.raises(ValueError, match=f"^{arch} takes 3-band colour images; for multi-band"):
+        build_model(arch, num_classes=3, input_convention=BAND_CONVENTION)
+
+
 def test_init_from_a_colour_googlenet_widens_conv1_and_moves_its_mean_into_the_batchnorm(
 ) -> None:
     torch.manual_seed(0)

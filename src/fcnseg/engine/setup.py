@@ -53,7 +53,7 @@ from fcnseg.engine.preflight import (
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
 from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import build_model, init_from
-from fcnseg.models.builders import builder_parameters
+from fcnseg.models.builders import bands_problem, builder_parameters
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
 from fcnseg.models.weights import ConventionUnknown
@@ -304,11 +304,6 @@ def wrap_model(setup: TrainSetup) -> None:
     setup.train_model = train_model
 
 
-#: Builders whose first convolution takes any number of bands: the VGG16 FCNs, FCN-AlexNet,
-#: FCN-GoogLeNet and the ResNet FCNs.
-_BAND_ARCH_PREFIXES = ("fcn32s", "fcn16s", "fcn8s", "fcn_alexnet")
-
-
 def _backbone_file(spec: str) -> Path:
     path = backbone_weights_file(spec)
     if not path.is_file():
@@ -331,10 +326,8 @@ def build_training_model(config: TrainConfig, num_classes: int, *, pretrained: b
     kwargs.update({k: getattr(m, k) for k in ("geometry", "width", "fc_channels", "dropout")
                    if k in builder_parameters(m.arch)})
     if convention is not None:
-        if not m.arch.startswith(_BAND_ARCH_PREFIXES):
-            raise ValueError(f"model.arch: {m.arch} takes 3-band colour images; for multi-band "
-                             f"data use an FCN on VGG16, AlexNet, GoogLeNet or a ResNet "
-                             f"(fcn8s, fcn_alexnet, fcn8s_googlenet, fcn8s_resnet18, ...)")
+        if (problem := bands_problem(m.arch)) is not None:
+            raise ValueError(f"model.arch: {problem}")
         kwargs["input_convention"] = convention
     elif m.input_convention is not None:
         kwargs["input_convention"] = m.input_convention

@@ -345,6 +345,8 @@ class Architecture:
             raise TypeError(f"{self.name}: {e}") from None
         bound.apply_defaults()
         o = self.options(**bound.arguments)
+        if o.convention.bands is not None and (problem := bands_problem(self.name)):
+            raise ValueError(problem)
         if getattr(o, "backbone_weights", None) is not None:
             o.backbone_weights = _weights_file(o.backbone_weights)
         recorded = {f.name: getattr(o, f.name) for f in fields(o)
@@ -519,6 +521,17 @@ def _plain_values(hints: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[s
         if hint in (int, float) and type(value) not in (int, float):
             plain[key] = int(value) if isinstance(value, numbers.Integral) else float(value)
     return plain
+
+
+def bands_problem(name: str) -> str | None:
+    """Why model ``name`` takes no multi-band convention (its first convolution takes colour),
+    or None: the VGG16, AlexNet, GoogLeNet and ResNet FCNs take any number of bands."""
+    row = ARCHITECTURES.get(_key(name))
+    if row is not None and row.build in (_vgg16, _resnet, _alexnet, _googlenet):
+        return None
+    return (f"{name} takes 3-band colour images; for multi-band data use an FCN on VGG16, "
+            f"AlexNet, GoogLeNet or a ResNet (fcn8s, fcn_alexnet, fcn8s_googlenet, "
+            f"fcn8s_resnet18, ...)")
 
 
 def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:

@@ -95,6 +95,13 @@ def test_each_modality_is_normalised_its_own_way_and_stacked_input_agrees() -> N
     assert torch.equal(unknown, torch.zeros(1, 1, 1, 1))
 
 
+def test_stacked_input_of_other_channels_names_the_inputs_it_stacks() -> None:
+    model = build_model("nyud_fcn32s_color_d", num_classes=3, width=0.0625, fc_channels=8)
+    with pytest.raises(ValueError, match=r"^expected N×4×H×W, channels of color \(3\) and "
+                                         r"depth \(1\) stacked, got shape \(1, 3, 40, 40\)$"):
+        model(torch.rand(1, 3, 40, 40) * 255)
+
+
 def test_an_input_that_is_not_a_batch_is_refused() -> None:
     with pytest.raises(ValueError, match="N×3×H×W"):
         Preprocess()(torch.zeros(3, 4, 4))

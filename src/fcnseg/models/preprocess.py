@@ -146,6 +146,10 @@ class Preprocess(nn.Module):
         if len(self.input_names) == 1:
             return self._normalise(self.input_names[0], x)
         widths = [1 if n == "depth" else 3 for n in self.input_names]
+        if x.dim() != 4 or x.shape[1] != sum(widths):
+            stacked = " and ".join(map("{} ({})".format, self.input_names, widths))
+            raise ValueError(f"expected N×{sum(widths)}×H×W, channels of {stacked} stacked, "
+                             f"got shape {tuple(x.shape)}")
         parts = torch.split(x, widths, dim=1)
         return torch.cat([self._normalise(n, p)
                           for n, p in zip(self.input_names, parts, strict=True)], dim=1)

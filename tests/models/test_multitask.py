@@ -167,6 +167,15 @@ def test_a_fusion_model_missing_an_input_names_every_input_it_takes() -> None:
                             "['hha'] (it has ['color'])")
 
 
+def test_a_fusion_model_given_an_input_of_no_modality_names_every_input_it_takes() -> None:
+    model = build_model("nyud_fcn32s_color_hha", **SMALL)
+    x = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(ValueError) as e:
+        model({"color": x, "hha": x, "dpth": x})
+    assert str(e.value) == ("the model takes inputs ['color', 'hha']; the input dict holds "
+                            "['dpth'], no modality (it has ['color', 'dpth', 'hha'])")
+
+
 def test_early_fusion_stacks_colour_then_depth_into_conv1_1_bgrd() -> None:
     model = _randomized(build_model("nyud_fcn32s_color_d", **SMALL))
     assert model.state_dict()["conv1_1_bgrd.weight"].shape[1] == 4

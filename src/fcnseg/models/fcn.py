@@ -134,11 +134,13 @@ def _reference_names(heads: Mapping[str, SkipHead], trunk_name: str | None,
 
 
 def require_inputs(x: Mapping[str, torch.Tensor], input_names: Sequence[str]) -> None:
-    """A ValueError naming every input the model takes and those ``x`` lacks, if any."""
+    """A ValueError naming every input the model takes and those ``x`` lacks, or holds of
+    no modality at all, if any (other modalities' inputs are for other models: left alone)."""
     missing = [n for n in input_names if n not in x]
-    if missing:
-        raise ValueError(f"the model takes inputs {list(input_names)}; the input dict lacks "
-                         f"{missing} (it has {sorted(x)})")
+    if missing or (unknown := sorted(set(x) - {*input_names, "color", "hha", "depth"})):
+        what = f"lacks {missing}" if missing else f"holds {unknown}, no modality"
+        raise ValueError(f"the model takes inputs {list(input_names)}; the input dict {what} "
+                         f"(it has {sorted(x)})")
 
 
 def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],

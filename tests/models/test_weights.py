@@ -140,6 +140,15 @@ def test_port_checkpoints_load_with_no_conversion(tmp_path: Path, wrapped: bool)
         assert torch.equal(target(x), source(x))
 
 
+def test_a_state_dict_as_loaded_loads_as_its_file_does() -> None:
+    source = _trained_fcn8s()
+    target = load_fcn_weights(fcn8s(num_classes=4, width=0.0625, fc_channels=8).eval(),
+                              source.state_dict())
+    x = torch.randn(1, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(target(x), source(x))
+
+
 def test_truncated_file_is_reported_by_name(tmp_path: Path) -> None:
     path = tmp_path / "cut.pth"
     torch.save(_trained_fcn8s().state_dict(), path)

@@ -146,13 +146,15 @@ def _recorded(obj: Any) -> Mapping[str, Any] | None:
     return model if model and "model_state_dict" in fields_of(obj) else None
 
 
-def load_fcn_weights(model: nn.Module, path: PathLike, *,
+def load_fcn_weights(model: nn.Module, path: PathLike | Mapping[str, Any], *,
                      convention: InputConvention | str | None = None) -> nn.Module:
-    """Load a whole-model state dict (ours, or the PyTorch FCN port's) into ``model``, strictly,
-    and set ``convention`` when given (the port's models are Caffe BGR). Weights that do not
-    fit are one line naming the model the file records, where it records one."""
-    path = Path(path)
-    obj, _ = _read_file(path)
+    """Load a whole-model state dict (ours, or the PyTorch FCN port's: its file, or the state
+    dict or checkpoint as loaded) into ``model``, strictly, and set ``convention`` when given
+    (the port's models are Caffe BGR). Weights that do not fit are one line naming the model
+    the file records, where it records one."""
+    file = isinstance(path, str | os.PathLike)
+    obj = _read_file(Path(path))[0] if file else path
+    path = Path(path if file else "<state dict>")
     recorded = _recorded(obj)
     remedy = (f"; build the model the file records with fcnseg.checkpoint."
               f"build_model_from_checkpoint({str(path)!r})"

@@ -353,8 +353,7 @@ def test_the_header_says_sliding_windows_and_tta_not_as_training_validated(
     assert "test-time augmentation: flips" in header
 
 
-def test_the_cityscapes_test_split_is_refused_in_one_line_saying_its_labels_are_withheld(
-        tmp_path, capsys):
+def _cityscapes_test_split(tmp_path):  # -> a Cityscapes checkpoint; cs/ holds a test split
     from PIL import Image
 
     from fcnseg.data.cityscapes import CITYSCAPES_CLASSES
@@ -364,7 +363,12 @@ def test_the_cityscapes_test_split_is_refused_in_one_line_saying_its_labels_are_
         folder.mkdir(parents=True)
         picture = Image.new("RGB" if kind == "leftImg8bit" else "L", (32, 32))  # masks all void
         picture.save(folder / f"berlin_000000_000019_{suffix}.png")
-    ckpt = _checkpoint(tmp_path / "cs.pt", list(CITYSCAPES_CLASSES))
+    return _checkpoint(tmp_path / "cs.pt", list(CITYSCAPES_CLASSES))
+
+
+def test_the_cityscapes_test_split_is_refused_in_one_line_saying_its_labels_are_withheld(
+        tmp_path, capsys):
+    ckpt = _cityscapes_test_split(tmp_path)
     rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "cityscapes", "--root",
                str(tmp_path / "cs"), "--split", "test", "--out", str(tmp_path / "eval")])
     assert rc == 2
@@ -485,3 +489,12 @@ def test_evaluate_refuses_amp_and_precision_that_disagree_in_one_line(tmp_path, 
     assert error == ("fcnseg evaluate: error: --amp (read as bf16) contradicts --precision fp32 "
                      "(--amp is the older spelling of --precision; keep only --precision)")
     assert notes in ([], ["fcnseg evaluate: note: --amp is now spelled --precision"])
+
+
+def test_a_refused_split_is_refused_before_an_output_folder_is_named(tmp_path, capsys):
+    ckpt = _cityscapes_test_split(tmp_path)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "report.json").write_text("{}")  # eval-2 would be next
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "cityscapes", "--root",
+                 str(tmp_path / "cs"), "--split", "test"]) == 2
+    assert capsys.readouterr().out == "" and not (tmp_path / "eval-2").exists()

@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
-    out = output_folder(args.checkpoint, args.out)
     precision_from = precision_source(ckpt, args.precision)
     result = evaluate_checkpoint(  # without --precision, at evaluate_checkpoint's default
         ckpt, spec, device=device, batch_size=args.batch_size,
@@ -85,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
         calibration=args.calibration, coverages=coverages,
     )
+    out = output_folder(args.checkpoint, args.out)  # said once the data could be scored
     precision = args.precision or (None if ckpt.get("artifact") else result["precision"])
     result["options"] = {"device": device, "batch_size": args.batch_size,
                          "precision": precision, "precision_from": precision_from,

@@ -151,3 +151,15 @@ def test_the_vgg16_bn_module_the_docs_named_still_gives_its_weight_loader():
     from fcnseg.models.weights import load_vgg16_bn_weights as loader
 
     assert load_vgg16_bn_weights is loader
+
+
+def test_the_vgg_options_docstring_explains_each_of_its_own_fields() -> None:
+    from dataclasses import fields
+
+    from fcnseg.models.builders import ModelOptions, VGGOptions
+
+    own = {f.name for f in fields(VGGOptions)} - {f.name for f in fields(ModelOptions)}
+    assert own == {"geometry", "width", "fc_channels", "dropout", "batch_norm",
+                   "backbone_weights", "backbone_convention"}
+    doc = VGGOptions.__doc__ or ""
+    assert all(f"- ``{name}``: " in doc for name in own)

@@ -113,8 +113,17 @@ class NYUDOptions(_VGGTrunk, _BackboneFile):
 
 @dataclass(kw_only=True)
 class VGGOptions(NYUDOptions):
-    """The VGG16 FCNs: ``batch_norm`` adds ``bn1_1`` … ``bn5_3``; ``backbone_weights`` is an
-    ImageNet VGG16 file (:func:`fcnseg.models.load_backbone_weights`; ``vgg16_bn-*.pth``)."""
+    """The VGG16 FCNs' options, besides ``num_classes`` and ``input_convention``:
+
+    - ``geometry``: ``"caffe"`` (the reference's 100-pixel pad and crops) or ``"same"`` (none);
+    - ``width``: multiplies every trunk layer's channels (1.0: VGG16's);
+    - ``fc_channels``: the channels of fc6 and fc7 (4096);
+    - ``dropout``: the dropout probability after fc6 and fc7;
+    - ``batch_norm``: adds ``bn1_1`` … ``bn5_3``;
+    - ``backbone_weights``: an ImageNet VGG16 file (:func:`fcnseg.models.load_backbone_weights`;
+      ``vgg16_bn-*.pth``);
+    - ``backbone_convention``: that file's input convention, where the file cannot tell it.
+    """
 
     batch_norm: bool = False
 

@@ -22,11 +22,18 @@ dependencies = ["torch", "numpy", "PIL", "yaml"]
 
 def _model(arch: str, published: str, pretrained: bool, progress: bool, **kwargs: Any) -> Any:
     from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from fcnseg.data import PASCAL_CONTEXT_CLASSES
+    from fcnseg.data.palette import VOC_CLASSES, dataset_palette
     from fcnseg.models import build_model
     from fcnseg.pretrained.fetch import fetch_pretrained
 
-    if not pretrained:
-        return build_model(arch, **kwargs)
+    if not pretrained:  # the classes of the dataset its class count is, else class_0 ...
+        model = build_model(arch, **kwargs)
+        n = model.num_classes
+        model.class_names = list({21: VOC_CLASSES, 60: PASCAL_CONTEXT_CLASSES}.get(
+            n, [f"class_{i}" for i in range(n)]))
+        model.palette = dataset_palette(model.class_names).tolist()
+        return model
     if kwargs:
         raise ValueError(f"{arch}: pretrained=True builds the published model; "
                          f"builder arguments {sorted(kwargs)} do not apply")

@@ -391,3 +391,12 @@ def test_a_safetensors_checkpoint_keeps_the_background_class(tmp_path: Path) -> 
                                                   class_names=NAMES, palette=voc_palette(),
                                                   background="disc")):
         assert load_checkpoint(converted)["classes"]["background"] == "disc"
+
+
+def test_the_checkpoint_module_lists_what_it_defines_in_all() -> None:
+    import inspect
+
+    defined = {name for name, value in vars(checkpoint).items()
+               if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value))
+               and value.__module__ == checkpoint.__name__}
+    assert sorted(checkpoint.__all__) == sorted(defined)

@@ -18,3 +18,9 @@ def test_all_lists_every_public_name_and_only_defined_ones(package, lazy):
                if not name.startswith("_") and not isinstance(value, types.ModuleType)
                and name not in ("annotations", "Any")}
     assert exported - set(lazy) == defined
+
+
+def test_dir_of_the_package_lists_its_lazy_segmenter():
+    import fcnseg
+
+    assert "Segmenter" in dir(fcnseg) and "__version__" in dir(fcnseg)

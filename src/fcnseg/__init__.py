@@ -14,3 +14,7 @@ def __getattr__(name: str) -> Any:
 
         return Segmenter
     raise AttributeError(f"module 'fcnseg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

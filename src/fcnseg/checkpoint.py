@@ -49,6 +49,12 @@ from fcnseg.weightfiles.resolve import (
     write_safetensors,
 )
 
+__all__ = ["CheckpointContents", "CheckpointError", "NotACheckpoint", "as_checkpoint",
+           "build_model_from_checkpoint", "checkpoint_payload", "class_extras_of",
+           "describe_model", "head_class_names", "load_checkpoint", "no_such_checkpoint",
+           "palette_rows", "pretrained_config", "save_checkpoint", "save_checkpoint_safetensors",
+           "save_safetensors_checkpoint", "write_checkpoint", "write_model_safetensors"]
+
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or lacks a required field."""
@@ -507,9 +513,10 @@ def save_safetensors_checkpoint(
     ignore_index: int = 255, metrics: Mapping[str, Any] | None = None,
     source: Mapping[str, Any] | None = None, background: str | None = None, **extra: Any,
 ) -> Path:
-    """One ``.safetensors`` file whose metadata holds the ``config.json`` description (with
-    ``background`` as :func:`save_checkpoint` takes it, and the ``extra`` fields: a calibrated
-    temperature), so that ``--checkpoint FILE.safetensors`` works like a checkpoint."""
+    """A model (a checkpoint: :func:`save_checkpoint_safetensors`) as one ``.safetensors``
+    file whose metadata holds the ``config.json`` description (with ``background`` as
+    :func:`save_checkpoint` takes it, and the ``extra`` fields: a calibrated temperature), so
+    that ``--checkpoint FILE.safetensors`` works like a checkpoint."""
     config = pretrained_config(model, class_names, palette, ignore_index, metrics, source,
                                **extra)
     config["classes"].update(class_extras_of({"background": background}, class_names))

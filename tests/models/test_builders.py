@@ -163,3 +163,11 @@ def test_the_vgg_options_docstring_explains_each_of_its_own_fields() -> None:
                    "backbone_weights", "backbone_convention"}
     doc = VGGOptions.__doc__ or ""
     assert all(f"- ``{name}``: " in doc for name in own)
+
+
+def test_the_models_package_exports_every_resnet_builder_model_names_lists() -> None:
+    import fcnseg.models
+
+    resnets = [n for n in model_names() if "_resnet" in n and not n.startswith("fcn_")]
+    assert len(resnets) == 12
+    assert all(getattr(fcnseg.models, n).name == n for n in resnets)

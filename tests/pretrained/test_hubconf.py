@@ -23,6 +23,14 @@ def test_torch_hub_builds_an_untrained_model() -> None:
     assert model.arch == "fcn16s" and model.num_classes == 5
 
 
+def test_torch_hub_gives_an_untrained_model_class_names_and_a_palette() -> None:
+    model = torch.hub.load(str(REPO), "fcn8s", source="local", width=WIDTH, fc_channels=FC)
+    assert model.class_names == list(VOC_CLASSES) and model.palette[15] == [192, 128, 128]
+    five = torch.hub.load(str(REPO), "fcn16s", source="local", num_classes=5, width=WIDTH,
+                          fc_channels=FC)
+    assert five.class_names == [f"class_{i}" for i in range(5)] and len(five.palette) == 256
+
+
 def test_torch_hub_pretrained_uses_the_cached_reference_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sd = random_fcn_state_dict("fcn8s", 21)

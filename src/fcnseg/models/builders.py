@@ -446,8 +446,10 @@ MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
 # The table's models under their own names, to call directly.
 fcn32s_vgg16_bn, fcn16s_vgg16_bn, fcn8s_vgg16_bn = (
     ARCHITECTURES[f"fcn{v}_vgg16_bn"] for v in VARIANTS)
-fcn32s_resnet50, fcn16s_resnet50, fcn8s_resnet50 = (
-    ARCHITECTURES[f"fcn{v}_resnet50"] for v in VARIANTS)
+(fcn32s_resnet18, fcn16s_resnet18, fcn8s_resnet18, fcn32s_resnet34, fcn16s_resnet34,
+ fcn8s_resnet34, fcn32s_resnet50, fcn16s_resnet50, fcn8s_resnet50, fcn32s_resnet101,
+ fcn16s_resnet101, fcn8s_resnet101) = (ARCHITECTURES[f"fcn{v}_resnet{d}"]
+                                       for d in (18, 34, 50, 101) for v in VARIANTS)
 fcn32s_googlenet, fcn16s_googlenet, fcn8s_googlenet = (
     ARCHITECTURES[f"fcn{v}_googlenet"] for v in VARIANTS)
 siftflow_fcn32s, siftflow_fcn16s, siftflow_fcn8s = (

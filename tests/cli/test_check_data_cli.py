@@ -332,3 +332,22 @@ def test_a_background_spelling_the_labels_file_lacks_is_said_to_be_class_0(tmp_p
     assert [ln for ln in out.splitlines() if "'background'" in ln] == [
         f"warning: {src}: label 'background' imported as class 0 '_background_': a label "
         f"named like background is class 0, whatever its spelling"]
+
+
+def test_the_shares_of_classes_and_of_ignored_pixels_are_of_all_pixels(tmp_path, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "images" / "a.png")
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:2], mask[2:4] = 1, 255  # a quarter of class 1, a quarter ignored, half class 0
+    Image.fromarray(mask).save(tmp_path / "masks" / "a.png")
+    (tmp_path / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines()]
+    assert ["id", "class", "pixels", "share", "of", "all", "pixels"] in lines
+    assert ["0", "bg", "32", "50.00%"] in lines and ["1", "fg", "16", "25.00%"] in lines
+    assert ["255", "(ignored)", "16", "25.00%"] in lines

@@ -52,6 +52,17 @@ def test_check_data_reads_cityscapes(tmp_path: Path, capsys) -> None:
     assert "no problems found" in capsys.readouterr().out
 
 
+def test_check_data_warns_of_a_cityscapes_mask_without_its_image(tmp_path: Path, capsys) -> None:
+    write_cityscapes(tmp_path)
+    (tmp_path / "leftImg8bit/val/lindau/lindau_000000_000011_leftImg8bit.png").unlink()
+    assert main(["check-data", "--dataset", "cityscapes", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    orphan = tmp_path / "gtFine/val/lindau/lindau_000000_000011_gtFine_labelIds.png"
+    assert f"warning: {orphan}: mask without an image (not used)" in out
+    assert out.count("mask without an image") == 1
+
+
 def write_ade(root: Path, value: int = 150) -> None:
     for sub in ("training", "validation"):
         (root / "images" / sub).mkdir(parents=True)

@@ -137,10 +137,9 @@ def _open_splits(args: argparse.Namespace, data: dict[str, Any]):  # the dataset
     label, find, markers = _SPLITS[args.dataset]
     folder = find(args.root)
     splits = args.split or [s for s, marker in markers.items() if (folder / marker).exists()]
-    if not splits and args.dataset == "sbd":
-        raise ValueError(f"{folder} has neither train.txt nor val.txt")
     if not splits:
-        raise ValueError(f"no split lists found for --dataset {args.dataset} under {args.root}")
+        raise ValueError(f"{folder} has neither train.txt nor val.txt" if args.dataset == "sbd" else
+                         f"no split lists found for --dataset {args.dataset} under {args.root}")
     spec = {"name": args.dataset, "root": args.root}
     if args.dataset == "pascal_context":
         spec["context_dir"] = args.context_dir
@@ -173,16 +172,13 @@ def _open_folder(args: argparse.Namespace, data: dict[str, Any]):  # a folder da
 
 
 def _print_counts(counts, ignore_index: int) -> None:  # a ScanReport or HeadCounts
-    classes, class_pixels, ignore_pixels = counts.classes, counts.class_pixels, counts.ignore_pixels
-    labelled = int(class_pixels.sum())
-    freq = class_pixels / labelled if labelled else class_pixels * 0.0
-    print(f"\n{'id':>3}  {'class':<16} {'pixels':>14} {'share':>7}")
-    for k, name in enumerate(classes):
-        flag = "  <- never occurs" if class_pixels[k] == 0 else ""
-        print(f"{k:>3}  {name:<16} {int(class_pixels[k]):>14} {100 * freq[k]:>6.2f}%{flag}")
-    total = labelled + ignore_pixels
-    share = 100 * ignore_pixels / total if total else 0.0
-    print(f"{ignore_index:>3}  {'(ignored)':<16} {ignore_pixels:>14} {share:>6.2f}% of all pixels")
+    rows = [*enumerate(counts.classes), (ignore_index, "(ignored)")]
+    pixels = [*map(int, counts.class_pixels), int(counts.ignore_pixels)]
+    total = max(sum(pixels), 1)  # one base for every share, the ignored pixels' too
+    print(f"\n{'id':>3}  {'class':<16} {'pixels':>14} {'share of all pixels':>20}")
+    for (k, name), n in zip(rows, pixels, strict=True):
+        flag = "  <- never occurs" if n == 0 and name != "(ignored)" else ""
+        print(f"{k:>3}  {name:<16} {n:>14} {100 * n / total:>19.2f}%{flag}")
 
 
 def _problems(args: argparse.Namespace, dataset, report) -> list[str]:
@@ -249,8 +245,7 @@ def run(args: argparse.Namespace) -> int:
     for split in (s for s, n in split_counts.items() if n == 0):
         print(f"warning: split {split!r} holds no images: a run that trains or validates on it "
               f"stops before its first step" + (f"; {rule}" if rule else ""))
-    excluded = tuple(getattr(dataset, "excluded_ids", ()))
-    if excluded:
+    if excluded := tuple(getattr(dataset, "excluded_ids", ())):
         print(f"left out of every split: {', '.join(excluded)}")
 
     for head, counts in (report.heads or {None: report}).items():

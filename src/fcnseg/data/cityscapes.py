@@ -164,6 +164,14 @@ class Cityscapes(FileSegmentationDataset):
     def name(self, index: int) -> str:
         return Path(self.ids[index]).name
 
+    def unmatched_masks(self) -> list[Path]:
+        """Masks of the splits read without their image (reported by ``fcnseg check-data``)."""
+        ids, cut = set(self.ids), len(self.label_suffix)
+        splits = {self.split, *(i.split("/", 1)[0] for i in ids)}
+        masks = (p for s in splits for p in (self.label_dir / s).glob(f"*/*{self.label_suffix}"))
+        return sorted(p for p in masks
+                      if p.relative_to(self.label_dir).as_posix()[:-cut] not in ids)
+
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)
         raw = read_label(path, advice=self.mask_advice)

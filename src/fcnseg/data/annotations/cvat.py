@@ -68,7 +68,6 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
 
 
 def _colour_mask(png: Path, colour: tuple[int, int, int], height: int, width: int) -> np.ndarray:
-    """The pixels of ``colour`` in a colour mask."""
     from fcnseg.data.io import read_raw
 
     rgb = read_raw(png, "mask")
@@ -214,7 +213,6 @@ def _drawn_shapes(item: AnnotatedImage, shapes: Iterable[tuple[ET.Element, str, 
 
 def _image_item(image: ET.Element, xml_path: Path, folders: list[Path],
                 images: Path | None) -> AnnotatedImage:
-    """One ``<image>`` of CVAT for images."""
     source, name = printable(xml_path), image.get("name") or ""
     # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
     written = image.get("path") if images is None else None

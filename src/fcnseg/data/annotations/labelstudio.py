@@ -303,7 +303,6 @@ def _with_predictions_only(found: Annotations, source: str,
 
 
 def _tasks(src: Path) -> list[dict[str, Any]]:
-    """The tasks of the Label Studio JSON export ``src``."""
     try:
         tasks = load_json(src, "Label Studio JSON export")
     except FileNotFoundError:

@@ -3,7 +3,9 @@ manifest records that this model, with these settings, wrote them."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -145,3 +147,36 @@ def test_the_weights_are_hashed_only_for_outputs_recorded_under_another_identity
     summary, _ = predict(capsys, checkpoint, photos, out, "--skip-complete")
     assert summary.endswith("2 complete already, skipped")
     assert by_weights == []
+
+
+def test_a_run_stopped_by_sigterm_says_what_it_wrote_and_resumes(capsys, checkpoint, photos,
+                                                                  tmp_path, monkeypatch):
+    import fcnseg.cli.predict as predict_cli
+
+    files = predict_cli.predict_files
+
+    def stopped_after_the_first(*args, **kwargs):  # as `timeout` or Kubernetes stop a run
+        for k, outcome in enumerate(files(*args, **kwargs)):
+            if k == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield outcome
+
+    def unhandled(signum, frame):
+        raise RuntimeError("SIGTERM not handled: the process would end silently")
+
+    monkeypatch.setattr(predict_cli, "predict_files", stopped_after_the_first)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        out = tmp_path / "out"
+        rc = main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(out),
+                   "--no-progress", "--precision", "fp32", "--batch-size", "1"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    said = capsys.readouterr().err.strip().splitlines()
+    assert rc == 128 + signal.SIGTERM
+    assert said[-1] == (f"fcnseg predict: stopped by signal 15; wrote the outputs of 1 image(s) "
+                        f"to {out}; run the same command with --skip-complete to write the rest")
+    monkeypatch.undo()
+    summary, _ = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary.endswith("; 1 complete already, skipped")
+    assert summary.startswith("wrote outputs for 1 of 2 input(s)")

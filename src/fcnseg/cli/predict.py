@@ -24,6 +24,7 @@ from fcnseg.engine.distributed import (
     setup_distributed,
     teardown_distributed,
 )
+from fcnseg.engine.signals import StopRequest
 from fcnseg.inference import Segmenter
 from fcnseg.inference.annotate import EXPORT_FORMATS, RANKING_NAME, UNCERTAIN_BELOW, PreAnnotations
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
@@ -305,7 +306,11 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                     uncertainty=bool(kinds))
     bar = partial(Progress, unit="tile", off=args.no_progress)
     segment_rasters(seg, plan, out_dir, RasterRun(tiles, ids, style, _report, bar), tally)
-    _segment_images(args, seg, plan, (out_dir, outputs), tally)
+    stopped = _segment_images(args, seg, plan, (out_dir, outputs), tally)
+    if stopped is not None:  # as train says it: what was written, how to go on
+        _report(f"stopped by signal {stopped}; wrote the outputs of {tally.written} image(s) "
+                f"to {out_dir}; run the same command with --skip-complete to write the rest")
+        return 128 + stopped
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
     return _finish(tally, out_dir, plan, precision_text(seg, args.precision))
@@ -366,13 +371,14 @@ def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
 
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
-                    where: tuple[Path, OutputOptions], tally: Tally) -> None:
-    """Each image (with its other modalities) into its outputs, behind a progress bar."""
+                    where: tuple[Path, OutputOptions], tally: Tally) -> int | None:
+    """Each image (with its other modalities) into its outputs, behind a progress bar; the
+    signal (SIGINT, SIGTERM) that stopped it after an image's outputs, if one did."""
     out_dir, outputs = where
     desc = (f"predict (process {plan.rank + 1} of {plan.world_size})"
             if plan.world_size > 1 else "predict")
     with Progress(len(plan.images), unit="image", desc=desc, off=args.no_progress,
-                  closing_line=plan.world_size == 1) as bar:
+                  closing_line=plan.world_size == 1) as bar, StopRequest() as stop:
         outcomes = predict_files(seg, plan.images, out_dir, outputs, batch_size=args.batch_size,
                                  workers=args.io_workers, input_dirs=plan.input_dirs,
                                  warn=lambda line: _report(f"warning: {line}")
@@ -380,6 +386,8 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
         for outcome in outcomes:
             bar.update(1, failed=outcome.problem is not None)
             tally.count(outcome.problem, _report)
+            if stop.signum is not None:
+                return stop.signum
     if plan.world_size > 1:  # one closing line for every process
         shares = plan.gather((bar.done - bar.failed, bar.failed, bar.elapsed()))
         images, failed = sum(s[0] for s in shares), sum(s[1] for s in shares)

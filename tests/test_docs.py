@@ -517,3 +517,21 @@ def test_the_readme_layout_names_every_part_of_the_package_and_only_parts_that_e
         suffix = name.rstrip("/")
         assert any(f == suffix or f.endswith("/" + suffix) or f.startswith(suffix + "/")
                    for f in files | {p.name + "/" for p in package.iterdir()}), name
+
+
+def test_every_fcnseg_import_in_the_docs_works_and_a_modules_names_come_from_their_home() -> None:
+    import importlib
+    import inspect
+
+    wrong = []
+    for doc in DOCS:
+        for m in re.finditer(r"from (fcnseg[\w.]*) import (\([^)]*\)|[\w ,]+)", doc.read_text()):
+            module = importlib.import_module(m.group(1))
+            for name in re.findall(r"\w+", m.group(2).split("#")[0].replace(" as ", " ")):
+                obj = getattr(module, name, None)
+                if obj is None and not re.search(rf"\bas {name}\b", m.group(2)):
+                    wrong.append(f"{doc.name}: from {m.group(1)} import {name}: missing")
+                elif (inspect.isfunction(obj) or inspect.isclass(obj)) \
+                        and not hasattr(module, "__path__") and obj.__module__ != module.__name__:
+                    wrong.append(f"{doc.name}: {name} lives in {obj.__module__}, not {m.group(1)}")
+    assert not wrong

@@ -408,3 +408,21 @@ def test_no_overlay_writes_the_label_pngs_alone_and_they_count_as_complete(
                  str(tmp_path / "x.png"), "--out", str(out), "--no-progress",
                  "--skip-complete"]) == 0  # overlays asked now: predicted again
     assert (out / "x_overlay.png").is_file()
+
+
+def test_an_ignore_mask_leaves_the_hood_out_of_the_labels_and_the_overlay(
+    make_checkpoint, smooth_image, tmp_path
+) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "frame.png")
+    hood = np.full(smooth_image.shape[:2], 255, np.uint8)
+    hood[-10:] = 0
+    Image.fromarray(hood).save(tmp_path / "hood.png")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "frame.png"), "--out", str(out), "--no-progress",
+                 "--ignore-mask", str(tmp_path / "hood.png"), "--no-legend",
+                 "--alpha", "1"]) == 0
+    label = read_label_png(out / "frame_label.png")
+    assert (label[-10:] == 255).all() and (label[:-10] != 255).all()
+    overlay = np.asarray(Image.open(out / "frame_overlay.png").convert("RGB"))
+    np.testing.assert_array_equal(overlay[-10:], smooth_image[-10:])  # the photo's colours

@@ -91,6 +91,29 @@ def test_class_pixel_counts_name_every_class(segmenter, smooth_image, class_name
         assert counts[name] == int((pred.label == index).sum())
 
 
+def test_an_ignore_mask_labels_the_pixels_it_leaves_out_no_data(segmenter, make_checkpoint,
+                                                                 smooth_image) -> None:
+    hood = np.ones(smooth_image.shape[:2], np.uint8)
+    hood[-10:] = 0  # a dashcam's bonnet: the bottom rows
+    masked = Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32",
+                                       ignore_mask=hood).predict(smooth_image)
+    whole = segmenter.predict(smooth_image)
+    assert (masked.label[-10:] == 255).all()
+    np.testing.assert_array_equal(masked.label[:-10], whole.label[:-10])
+    assert sum(masked.class_pixel_counts().values()) == hood.sum()
+
+
+def test_an_ignore_mask_of_another_size_is_refused_naming_both_sizes(make_checkpoint,
+                                                                     smooth_image,
+                                                                     tmp_path) -> None:
+    mask = tmp_path / "hood.png"
+    Image.fromarray(np.full((72, 128), 255, np.uint8)).save(mask)
+    seg = Segmenter.from_checkpoint(make_checkpoint("same"), ignore_mask=mask)
+    with pytest.raises(ValueError, match=f"^ignore mask {mask} is 128×72 pixels, the image "
+                                         f"64×48: give a mask of the images' size$"):
+        seg.predict(smooth_image)
+
+
 def test_predict_batch_keeps_order_across_sizes(segmenter, smooth_image) -> None:
     images = [smooth_image, smooth_image[:40, :56], np.ascontiguousarray(smooth_image[::-1]),
               smooth_image[:40, :56].copy()]

@@ -164,6 +164,11 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
     p.add_argument("--legend", action=argparse.BooleanOptionalAction, default=True,
                    help="a legend of the classes present beside each overlay, and a title and "
                         "colour bar on each heatmap (--no-legend: pictures at the image's size)")
+    p.add_argument("--ignore-mask", type=Path, default=None, metavar="FILE",
+                   help="a fixed camera's hood or region of interest: an image of the frames' "
+                        "size, black (0) where pixels are left out, any other colour where they "
+                        "are kept; pixels left out are labelled 255 (no data), keep the photo's "
+                        "colours in overlays and count in no class")
     p.add_argument("--outlines", action="store_true",
                    help="outline each class's regions in the overlay")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
@@ -236,7 +241,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint,
                                     device=ranks.device if ranks.distributed else args.device,
-                                    **running, precision=args.precision, **limits)
+                                    **running, precision=args.precision, **limits,
+                                    ignore_mask=args.ignore_mask)
     wanted = [name for name, given in (  # the options given that need probabilities
         ("--probs", args.probs), ("--uncertainty", args.uncertainty or args.uncertainty_kind),
         ("--heatmaps", args.heatmaps), ("--heatmaps-present", args.heatmaps_present),
@@ -320,7 +326,8 @@ def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
     """One line when options that only images take were given with rasters."""
     given = [name for name, value in (("--heatmaps", args.heatmaps),
                                       ("--heatmaps-present", args.heatmaps_present),
-                                      ("--format", args.format), ("--rank", args.rank))
+                                      ("--format", args.format), ("--rank", args.rank),
+                                      ("--ignore-mask", args.ignore_mask))
              if value]
     if given and plan.rasters and plan.is_main:
         none = "" if plan.images or not (args.format or args.rank) else \

@@ -31,6 +31,7 @@ from fcnseg.inference.classnames import parse_classes as parse_classes  # re-exp
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import background_pool, default_workers, in_order
 from fcnseg.inference.prefetch import segment_files as segment_files  # its earlier home
+from fcnseg.inference.rasters import NODATA_LABEL
 from fcnseg.inference.segmenter import Prediction
 from fcnseg.inference.visualize import (
     HeatmapStyle,
@@ -405,9 +406,11 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
 
 
 def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) -> np.ndarray:
-    """The photo with its label colours over it (and a legend when ``style.legend``)."""
+    """The photo with its label colours over it (and a legend when ``style.legend``); pixels
+    without data (255, where it is no class) keep the photo's, as rasters' overlays do."""
+    nodata = [NODATA_LABEL] if len(pred.class_names) <= NODATA_LABEL else []
     return labelled_overlay(pred.image, pred.label, palette, pred.class_names, style,
-                            grey_under=pred.stretched_picture)
+                            [*style.unblended, *nodata], grey_under=pred.stretched_picture)
 
 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:

@@ -46,6 +46,7 @@ from fcnseg.models.preprocess import Preprocess, with_preprocess
 from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.files import FileSignature, file_signature
 from fcnseg.utils.keyed import keyed, unkeyed
+from fcnseg.utils.predict_manifest import content_digest
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import labels_only_error
 
@@ -127,6 +128,11 @@ class SegmenterOptions:
             a model with several heads or over 256 classes.
         overlap: pixels shared by neighbouring tiles; None: a quarter of the tile (photos'
             :data:`PHOTO_OVERLAP` with ``tile="auto"``).
+        ignore_mask: a fixed camera's pixels to leave out (its hood, what lies outside the
+            region of interest): an image file or H×W array of the images' size, non-zero
+            where pixels are kept; where it is 0 every prediction is labelled 255, no data
+            (out of overlays' colours and of :meth:`Prediction.class_pixel_counts`). An image
+            of another size is refused in one line naming both sizes.
     """
 
     device: str | torch.device = "cpu"
@@ -140,6 +146,7 @@ class SegmenterOptions:
     compile: bool = False
     tile: int | str | None = AUTO_TILE
     overlap: int | None = None
+    ignore_mask: str | os.PathLike[str] | np.ndarray | None = None
 
 
 class Segmenter:
@@ -201,6 +208,8 @@ class Segmenter:
         #: The model's input modalities; images alone suffice only for one (colour) input.
         self.input_names: tuple[str, ...] = tuple(getattr(model, "input_names", ("color",)))
         self.max_pixels = opts.max_pixels
+        #: The pixels ``ignore_mask`` leaves out and how it is named, or None.
+        self.ignored_pixels = _ignored_pixels(opts.ignore_mask)
         self.temperature = float(opts.temperature)
         self.checkpoint_path: str | None = None
         #: The checkpoint file as it was when its weights were read
@@ -276,6 +285,8 @@ class Segmenter:
             "sliding_window": None if self.sliding_window is None else asdict(self.sliding_window),
             "tta": None if self.tta is None else {**asdict(self.tta),
                                                   "scales": list(self.tta.scales)},
+            **({"ignore_mask": content_digest(self.ignored_pixels[0].tobytes())}
+               if self.ignored_pixels else {}),
         }
 
     # -- compilation ---------------------------------------------------------------------------
@@ -376,6 +387,7 @@ class Segmenter:
                              f"{len(self.class_names)} classes (0-{len(self.class_names) - 1})")
         images = list(images)
         inputs = [self._model_input(im) for im in images]
+        left_out = [self._left_out(array, missing) for array, missing, _ in inputs]
         self._warn_if_dim(images, [array for array, _, _ in inputs])
         results: dict[int, Prediction] = {}
         whole = []
@@ -390,7 +402,7 @@ class Segmenter:
             preds = self._predict_same_size([inputs[i][:2] for i in indices],
                                             bool(return_probs))
             results.update(zip(indices, preds, strict=True))
-        return [_without_data(results[i], inputs[i][1]) for i in range(len(inputs))]
+        return [_without_data(results[i], left_out[i]) for i in range(len(inputs))]
 
     def dim_image_warning(self, path: Path, array: np.ndarray) -> str | None:
         """One line when a colour model's 8-bit RGB ``array`` of the 16-bit image file at
@@ -458,6 +470,18 @@ class Segmenter:
                 raster := read_colour_raster(self, image)) is not None:
             return *raster, True
         return self.to_rgb(image), None, False
+
+    def _left_out(self, array: np.ndarray, missing: np.ndarray | None) -> np.ndarray | None:
+        """The pixels of ``array`` labelled no data: those ``missing`` and those the
+        ``ignore_mask`` leaves out, which must be of its size."""
+        if self.ignored_pixels is None:
+            return missing
+        ignored, source = self.ignored_pixels
+        if ignored.shape != array.shape[:2]:
+            raise ValueError(f"ignore mask {source} is {ignored.shape[1]}×{ignored.shape[0]} "
+                             f"pixels, the image {array.shape[1]}×{array.shape[0]}: give a mask "
+                             f"of the images' size")
+        return ignored if missing is None else missing | ignored
 
     def _neutral(self, array: np.ndarray, missing: np.ndarray | None) -> np.ndarray:
         """``array`` with its pixels without data at the model's mean pixel, as training has."""
@@ -557,6 +581,15 @@ def _stored_values(modality: str, source: Any, max_pixels: int | None
     where = str(source) if isinstance(source, str | os.PathLike) else f"<{modality} input>"
     with predict_limit():
         return where, read_samples(source, name=where, max_pixels=max_pixels)
+
+
+def _ignored_pixels(mask: Any) -> tuple[np.ndarray, str] | None:
+    """The pixels an ``ignore_mask`` leaves out (where it is 0) and how to name it."""
+    if mask is None:
+        return None
+    if isinstance(mask, np.ndarray) and mask.ndim == 2:
+        return np.asarray(mask) == 0, "<array>"
+    return ~to_rgb_uint8(mask).any(axis=-1), str(mask)
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

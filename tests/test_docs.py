@@ -535,3 +535,27 @@ def test_every_fcnseg_import_in_the_docs_works_and_a_modules_names_come_from_the
                         and not hasattr(module, "__path__") and obj.__module__ != module.__name__:
                     wrong.append(f"{doc.name}: {name} lives in {obj.__module__}, not {m.group(1)}")
     assert not wrong
+
+
+def test_the_training_docs_point_a_recipe_at_another_kind_of_dataset_as_written(
+        tmp_path, monkeypatch) -> None:
+    import shlex
+
+    from fcnseg.data import build_dataset
+    from fcnseg.engine.config import load_config
+
+    text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    [command] = [block for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+                 if "data.train={name: cityscapes" in block]
+    words = shlex.split(command.replace("\\\n", " "))
+    for split in ("train", "val"):  # data/cityscapes: one image of each split
+        for kind, suffix in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtFine_labelIds")):
+            folder = tmp_path / "data" / "cityscapes" / kind / split / "ulm"
+            folder.mkdir(parents=True)
+            Image.fromarray(np.full((8, 8), 7, np.uint8)).save(
+                folder / f"ulm_000000_000019_{suffix}.png")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(words[words.index("--recipe") + 1], words[words.index("--set") + 1:])
+    for spec, split in ((config.data.train, "train"), (config.data.val, "val")):
+        assert spec == {"name": "cityscapes", "root": "data/cityscapes", "split": split}
+        assert len(build_dataset(spec)) == 1

@@ -28,6 +28,7 @@ from fcnseg.engine.signals import StopRequest
 from fcnseg.inference import Segmenter
 from fcnseg.inference.annotate import EXPORT_FORMATS, RANKING_NAME, UNCERTAIN_BELOW, PreAnnotations
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
+from fcnseg.inference.counts import ClassCounts
 from fcnseg.inference.files import (
     OutputOptions,
     PictureStyle,
@@ -151,6 +152,11 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         f"the model, most first (mean entropy of the class probabilities, "
                         f"calibrated when the checkpoint has a temperature, and the share of "
                         f"pixels whose top probability is below {UNCERTAIN_BELOW})")
+    p.add_argument("--counts", type=Path, default=None, metavar="FILE.csv",
+                   help="write FILE.csv: one row per image in input order, its path then the "
+                        "pixels of each class by name and those in no class, '(no data)' "
+                        "(--ignore-mask); a run resumed with --skip-complete keeps the rows "
+                        "written and adds the rest, never one twice")
     p.add_argument("--top", type=options.positive_int, default=None, metavar="K",
                    help="with --rank and --format: polygons for the K most uncertain images "
                         "only (the ones to correct first)")
@@ -168,7 +174,7 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
                    help="a fixed camera's hood or region of interest: an image of the frames' "
                         "size, black (0) where pixels are left out, any other colour where they "
                         "are kept; pixels left out are labelled 255 (no data), keep the photo's "
-                        "colours in overlays and count in no class")
+                        "colours in overlays and count in no class (--counts)")
     p.add_argument("--outlines", action="store_true",
                    help="outline each class's regions in the overlay")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
@@ -235,9 +241,9 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     """Segment this process's share (``collected``: inputs, failed specs; ``running``: the
     Segmenter's window, TTA and tiles); the exit status."""
     inputs, problems = collected
-    if ranks.distributed and (args.format or args.rank):
-        raise ValueError("--format and --rank gather every image into one file: run them in "
-                         "one process, not under torchrun")
+    if ranks.distributed and (args.format or args.rank or args.counts):
+        raise ValueError("--format, --rank and --counts gather every image into one file: run "
+                         "them in one process, not under torchrun")
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint,
                                     device=ranks.device if ranks.distributed else args.device,
@@ -283,6 +289,9 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
            cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
     job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
+    counts = ClassCounts(args.counts, seg.class_names) if args.counts else None
+    every = [(path, output_files(out_dir, name, seg.class_names).label)
+             for path, name in plan.images]
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
@@ -303,7 +312,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=plan.protected,
-        observe=pre.add if pre is not None else None,
+        observe=_observers([pre.add if pre else None, counts.add if counts else None]),
         # Label Studio's score is given where probabilities are computed anyway: asking for
         # them for it alone would hold C×H×W floats of every photo (GBs for a large one).
         observe_needs_probs=args.rank is not None, job=job)
@@ -313,6 +322,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     bar = partial(Progress, unit="tile", off=args.no_progress)
     segment_rasters(seg, plan, out_dir, RasterRun(tiles, ids, style, _report, bar), tally)
     stopped = _segment_images(args, seg, plan, (out_dir, outputs), tally)
+    if counts is not None:
+        counts.write(every)
     if stopped is not None:  # as train says it: what was written, how to go on
         _report(f"stopped by signal {stopped}; wrote the outputs of {tally.written} image(s) "
                 f"to {out_dir}; run the same command with --skip-complete to write the rest")
@@ -327,6 +338,7 @@ def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
     given = [name for name, value in (("--heatmaps", args.heatmaps),
                                       ("--heatmaps-present", args.heatmaps_present),
                                       ("--format", args.format), ("--rank", args.rank),
+                                      ("--counts", args.counts),
                                       ("--ignore-mask", args.ignore_mask))
              if value]
     if given and plan.rasters and plan.is_main:
@@ -337,6 +349,12 @@ def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
                 f"those get NAME.tif and NAME_overlay.png; their class probabilities come as "
                 f"NAME_probs.tif with --probs (and NAME_uncertainty.tif with --uncertainty)"
                 f"{none}")
+
+
+def _observers(calls: list[Any]) -> Any:
+    """One ``observe`` that makes each of the ``calls`` given (None: none given)."""
+    given = [call for call in calls if call is not None]
+    return (lambda *args: [call(*args) for call in given]) if given else None
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -1,0 +1,58 @@
+"""``fcnseg predict --counts``: the pixels of each class in each image, one CSV row an image."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.inference.segmenter import Prediction
+from fcnseg.inference.visualize import read_label_png
+from fcnseg.utils.files import atomic_write_bytes
+
+#: The column of the pixels in no class (255: without data, or left out by an ignore mask).
+NO_DATA = "(no data)"
+
+
+class ClassCounts:
+    """The rows of a counts CSV (``path``, each class's pixels by name, :data:`NO_DATA`) by input
+    path: those the file holds (a stopped run's), replaced by this run's (:meth:`add`, safe in
+    writer threads), written whole in input order (:meth:`write`): no row ever twice."""
+
+    def __init__(self, path: Path, class_names: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.class_names = tuple(class_names)
+        self.header = ["path", *class_names, NO_DATA]
+        self.rows: dict[str, list[str]] = {}
+        if self.path.is_file():
+            with open(self.path, newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+            if rows and rows[0] != self.header:
+                raise ValueError(f"--counts {self.path}: its columns ({', '.join(rows[0][1:])}) "
+                                 f"are not this model's classes; name another file")
+            self.rows = {row[0]: row for row in rows[1:]}
+
+    def add(self, path: Path, name: str, pred: Prediction) -> None:
+        """The row of ``path``, whose prediction is ``pred``."""
+        counts = pred.class_pixel_counts()
+        self.rows[str(path)] = [str(path), *map(str, counts.values()),
+                                str(pred.label.size - sum(counts.values()))]
+
+    def write(self, inputs: Sequence[tuple[Path, Path]]) -> None:
+        """The file, atomically: rows of earlier inputs not among ``inputs`` (input, label PNG),
+        then those of ``inputs`` in order, an input without a row (skipped as complete) counted
+        from its label PNG where there is one."""
+        for path, label in inputs:
+            if str(path) not in self.rows and label.is_file():
+                pred = Prediction(read_label_png(label), np.zeros((0, 0, 3), np.uint8),
+                                  class_names=self.class_names)
+                self.add(path, "", pred)
+        given = {str(path): None for path, _ in inputs}
+        order = [p for p in self.rows if p not in given] + list(given)
+        text = io.StringIO()
+        rows = csv.writer(text, lineterminator="\n")
+        rows.writerows([self.header, *(self.rows[p] for p in order if p in self.rows)])
+        atomic_write_bytes(self.path, text.getvalue().encode("utf-8"))

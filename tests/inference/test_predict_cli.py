@@ -426,3 +426,33 @@ def test_an_ignore_mask_leaves_the_hood_out_of_the_labels_and_the_overlay(
     assert (label[-10:] == 255).all() and (label[:-10] != 255).all()
     overlay = np.asarray(Image.open(out / "frame_overlay.png").convert("RGB"))
     np.testing.assert_array_equal(overlay[-10:], smooth_image[-10:])  # the photo's colours
+
+
+def test_label_ids_cityscapes_writes_label_ids_named_as_the_benchmark_takes_them(
+    tiny_checkpoint, smooth_image, tmp_path
+) -> None:
+    from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_IDS
+
+    test = tmp_path / "cs" / "leftImg8bit" / "test"
+    (test / "aachen").mkdir(parents=True)
+    Image.fromarray(smooth_image).save(test / "aachen" / "aachen_000000_000019_leftImg8bit.png")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint(list(CITYSCAPES_CLASSES))),
+                 str(test), "--out", str(out), "--no-progress", "--no-overlay",
+                 "--label-ids", "cityscapes"]) == 0
+    train_ids = read_label_png(out / "aachen" / "aachen_000000_000019_leftImg8bit_label.png")
+    with Image.open(out / "label_ids" / "aachen" / "aachen_000000_000019_leftImg8bit.png") as f:
+        assert f.mode == "L"
+        label_ids = np.asarray(f)
+    np.testing.assert_array_equal(label_ids, np.array(CITYSCAPES_LABEL_IDS)[train_ids])
+
+
+def test_label_ids_of_a_model_of_other_classes_are_refused(make_checkpoint, smooth_image,
+                                                            tmp_path, capsys) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    checkpoint = make_checkpoint("same")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"), "--out",
+                 str(tmp_path / "out"), "--label-ids", "cityscapes"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fcnseg predict: error: --label-ids cityscapes: {checkpoint} has other classes "
+        f"(background, cat, dog ...) than cityscapes's 19 (road, sidewalk, building ...)")

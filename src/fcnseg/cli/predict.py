@@ -30,6 +30,7 @@ from fcnseg.inference.annotate import EXPORT_FORMATS, RANKING_NAME, UNCERTAIN_BE
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.counts import ClassCounts
 from fcnseg.inference.files import (
+    BENCHMARK_LABEL_IDS,
     OutputOptions,
     PictureStyle,
     collect_inputs,
@@ -126,6 +127,12 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         "project whose labeling config is labelstudio-config.xml); a "
                         "background class is labelme's _background_ (in CVAT no label: "
                         "regions around it are masks), and `fcnseg import` reads them back")
+    p.add_argument("--label-ids", choices=list(BENCHMARK_LABEL_IDS), default=None,
+                   help="also write label_ids/NAME.png: the prediction in the benchmark's "
+                        "label ids (cityscapes: road 7, car 26 ..., pixels in no class 0), one "
+                        "file per image named as the benchmark's evaluation scripts and server "
+                        "take them: give them label_ids/ (the model's classes must be the "
+                        "benchmark's)")
     p.add_argument("--image-url", default=None, metavar="PREFIX",
                    help="with --format labelstudio: each task's image is PREFIX followed by the "
                         "picture's path below the folder given as INPUT (day1/DJI_0001.JPG; "
@@ -255,6 +262,11 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         ("--rank uncertainty", args.rank)) if given]
     if seg.labels_only and wanted:
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
+    classes = BENCHMARK_LABEL_IDS[args.label_ids][0] if args.label_ids else ()
+    if classes and tuple(seg.class_names) != classes:
+        raise ValueError(f"--label-ids {args.label_ids}: {args.checkpoint} has other classes "
+                         f"({', '.join(seg.class_names[:3])} ...) than {args.label_ids}'s "
+                         f"{len(classes)} ({', '.join(classes[:3])} ...)")
     # Created once the model is known to give what was asked: a refusal writes nothing.
     out_dir = prepare_output_folder(args.out)
     plan = plan_inputs(seg, inputs, max_pixels=args.max_pixels, input_dirs=args.input_dir,
@@ -295,7 +307,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
-                           overlay=args.overlay)
+                           overlay=args.overlay, label_ids=bool(args.label_ids))
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
                                                 _report)
@@ -315,7 +327,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
         observe=_observers([pre.add if pre else None, counts.add if counts else None]),
         # Label Studio's score is given where probabilities are computed anyway: asking for
         # them for it alone would hold C×H×W floats of every photo (GBs for a large one).
-        observe_needs_probs=args.rank is not None, job=job)
+        observe_needs_probs=args.rank is not None, job=job,
+        label_ids=BENCHMARK_LABEL_IDS[args.label_ids][1] if args.label_ids else ())
     _note_raster_options(args, plan)
     tiles = replace(seg.tiles, batch_size=args.batch_size, probs=args.probs,
                     uncertainty=bool(kinds))

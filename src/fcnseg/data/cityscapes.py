@@ -149,8 +149,8 @@ class Cityscapes(FileSegmentationDataset):
         if self.split != "test" or (len(self) and self._labelled(0)):
             return None
         return ("Cityscapes test labels are withheld (all void): nothing to score; score the "
-                "val split, or submit predictions (fcnseg predict) to the benchmark server at "
-                "cityscapes-dataset.com")
+                "val split, or predict it with `fcnseg predict --label-ids cityscapes` and "
+                "submit its label_ids/ folder to the benchmark server at cityscapes-dataset.com")
 
     def _labelled(self, index: int) -> bool:
         """Whether mask ``index`` holds a class (True where unreadable: scoring names why)."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_IDS
 from fcnseg.data.images import CAMERA_RAW_SUFFIXES, IMAGE_FORMATS, upright_size
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import raster_info
@@ -278,12 +279,19 @@ class OutputFiles:
     heatmaps: dict[int, Path] = field(default_factory=dict)
     uncertainty: dict[str, Path] = field(default_factory=dict)
     probs: Path | None = None
+    label_ids: Path | None = None  # a benchmark's label ids (--label-ids)
 
     def all(self) -> list[Path]:
         """Every file, in the order they are written."""
         return [p for p in (self.label, self.overlay, *self.heatmaps.values(),
-                            *self.uncertainty.values(), self.probs) if p is not None]
+                            *self.uncertainty.values(), self.probs, self.label_ids)
+                if p is not None]
 
+
+#: ``--label-ids``: the benchmarks whose label ids predictions are written in, as their
+#: evaluation scripts and servers take them (``label_ids/NAME.png``): the classes the model
+#: must have, in order, and the label id of each.
+BENCHMARK_LABEL_IDS = {"cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_LABEL_IDS)}
 
 #: Names of the raw uncertainty maps in ``NAME_probs.npz``.
 _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
@@ -291,9 +299,11 @@ _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 
 def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
                  heatmap_classes: Iterable[int] = (), probs: bool = False,
-                 uncertainty: Iterable[str] = (), overlay: bool = True) -> OutputFiles:
+                 uncertainty: Iterable[str] = (), overlay: bool = True,
+                 label_ids: bool = False) -> OutputFiles:
     """Where the outputs of the input called ``name`` go (``name`` may hold subfolders), heatmaps
-    by class name (``potted plant`` → ``NAME_heatmap_potted_plant.png``)."""
+    by class name (``potted plant`` → ``NAME_heatmap_potted_plant.png``), label ids in
+    ``label_ids/NAME.png``."""
     stem = Path(out_dir) / name
     parts = {c: re.sub(r"[^A-Za-z0-9._-]+", "_", class_names[c]) or "class"
              for c in heatmap_classes}
@@ -303,6 +313,7 @@ def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
         heatmaps={c: Path(f"{stem}_heatmap_{part}.png") for c, part in parts.items()},
         uncertainty={k: Path(f"{stem}_uncertainty_{k}.png") for k in uncertainty},
         probs=Path(f"{stem}_probs.npz") if probs else None,
+        label_ids=Path(out_dir, "label_ids", f"{name}.png") if label_ids else None,
     )
 
 
@@ -314,7 +325,8 @@ class OutputOptions:
     the ``protected`` resolved paths (the inputs). ``observe(input path, output name,
     prediction)`` is called in a writer thread after its files are written (with
     probabilities: ``observe_needs_probs``); ``job`` (:func:`outputs_job`) is recorded for
-    each in the manifest (empty: not recorded)."""
+    each in the manifest (empty: not recorded); ``label_ids``: each class's label id in a
+    benchmark (:data:`BENCHMARK_LABEL_IDS`), written in ``label_ids/NAME.png`` (empty: none)."""
 
     heatmap_classes: tuple[int, ...] = ()
     heatmaps_present: bool = False
@@ -325,6 +337,7 @@ class OutputOptions:
     observe: Callable[[Path, str, Prediction], None] | None = None
     observe_needs_probs: bool = False
     job: str = ""
+    label_ids: tuple[int, ...] = ()
 
     def heatmaps_for(self, pred: Prediction) -> tuple[int, ...]:
         """The classes whose heatmaps are written for ``pred``."""
@@ -379,10 +392,16 @@ def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
 
 
 def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
-                  style: PictureStyle = PictureStyle()) -> None:
+                  style: PictureStyle = PictureStyle(), label_ids: Sequence[int] = ()) -> None:
     """The second half of :func:`write_prediction`: draw and write the files
-    :func:`reserve_outputs` listed (thread-safe beside others writing other files)."""
+    :func:`reserve_outputs` listed (thread-safe beside others writing other files); the
+    ``label_ids`` of the classes in ``files.label_ids``, pixels without data 0 (unlabeled)."""
     save_label_png(files.label, pred.label, palette)
+    if files.label_ids is not None:
+        table = np.zeros(256, np.uint8)
+        table[:len(label_ids)] = label_ids
+        files.label_ids.parent.mkdir(parents=True, exist_ok=True)
+        save_png(files.label_ids, table[pred.label])
     size = picture_size(*pred.label.shape[:2], style.max_side)
     photo = shrunk(pred.image, size)
     if files.overlay is not None:
@@ -480,6 +499,10 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
         files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
                                 uncertainty=options.uncertainty, probs=options.probs,
                                 protected=options.protected, overlay=options.style.overlay)
+        if options.label_ids:
+            files = replace(files, label_ids=output_files(out_dir, name, (),
+                                                          label_ids=True).label_ids)
+            record_outputs(out_dir, [files.label_ids])
         todo.append((files, pred, palette, style))
         # Each further head (SIFT Flow): NAME_<head>_label.png, overlay, NAME_<head>_probs.npz
         for head, head_pred in list(pred.heads.items())[1:]:
@@ -493,7 +516,7 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
     def write() -> FileOutcome:
         try:
             for files, p, colours, how in todo:
-                write_outputs(files, p, colours, how)
+                write_outputs(files, p, colours, how, options.label_ids)
             if stopped is not None:
                 raise stopped
         except (OSError, ValueError) as e:

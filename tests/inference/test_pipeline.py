@@ -154,3 +154,19 @@ def test_a_tally_gathered_sums_the_counts_of_every_process():
     plan = Plan([], [], None, frozenset(), None, rank=0, world_size=2,
                 gather=lambda own: [own, others])
     assert Tally(written=1, skipped=3).gathered(plan) == Tally(written=3, failed=1, skipped=3)
+
+
+def test_images_of_a_single_pixel_value_are_named_in_one_line(segmenter, smooth_image, tmp_path):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(smooth_image).save(tmp_path / "in" / "a_scene.png")
+    for name, colour in (("b_black.png", (0, 0, 0)), ("c_blank.png", (10, 200, 30))):
+        Image.new("RGB", (48, 40), colour).save(tmp_path / "in" / name)
+    inputs, _ = collect_inputs([str(tmp_path / "in")])
+    (tmp_path / "out").mkdir()
+    lines = []
+    outcomes = list(predict_files(segmenter, inputs, tmp_path / "out", batch_size=2,
+                                  warn=lines.append))
+    assert [o.problem for o in outcomes] == [None] * 3
+    [line] = lines
+    assert line.startswith("2 image(s) of one pixel value throughout")
+    assert line.endswith(f": {tmp_path / 'in' / 'b_black.png'}, {tmp_path / 'in' / 'c_blank.png'}")

@@ -67,9 +67,7 @@ def plan_inputs(seg: Segmenter, inputs: Inputs, *, max_pixels: int | None,
     if folders is not None:
         # a folder given as INPUT holds the companions (x_hha.png, hha/x.png) of its images
         beside = [m for m in seg.input_names if m != given_as and m not in folders]
-        if beside:
-            images = [(path, name) for path, name in images
-                      if not is_companion_file(path, beside)]
+        images = [(path, name) for path, name in images if not is_companion_file(path, beside)]
         if not images:
             raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
                                     f"{'/'.join(seg.input_names)} companion file")
@@ -208,21 +206,26 @@ def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_
         predictions = segment_files(segmenter, inputs, batch_size=batch_size,
                                     return_probs=options.probs_wanted, read_workers=workers)
         if warn is not None:
-            predictions = _warning_once_if_dim(predictions, segmenter, warn)
+            predictions = _with_warnings(predictions, segmenter, warn)
     yield from write_predictions(predictions, out_dir, segmenter.palette, options,
                                  workers=workers, pending=2 * batch_size)
 
 
-def _warning_once_if_dim(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segmenter,
+def _with_warnings(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segmenter,
                          warn: Callable[[str], None]) -> Iterator[tuple[Path, str, Any]]:
-    """``predictions`` as they come, the first :meth:`Segmenter.dim_image_warning` to ``warn``."""
-    warned = False
+    """``predictions`` as they come, the first :meth:`Segmenter.dim_image_warning` to ``warn``,
+    at the end one line naming the images of a single pixel value (a black or blank frame)."""
+    dim, uniform = None, []
     for path, name, pred in predictions:
-        if not warned and not isinstance(pred, Exception) \
-                and (line := segmenter.dim_image_warning(path, pred.image)) is not None:
-            warn(line)
-            warned = True
+        if not isinstance(pred, Exception):
+            if dim is None and (dim := segmenter.dim_image_warning(path, pred.image)) is not None:
+                warn(dim)
+            if (pred.image == pred.image[:1, :1]).all():
+                uniform.append(str(path))
         yield path, name, pred
+    if uniform:
+        warn(f"{len(uniform)} image(s) of one pixel value throughout (all black or a single "
+             f"colour), whose labels say nothing of a scene: {', '.join(uniform)}")
 
 
 @dataclass(frozen=True)

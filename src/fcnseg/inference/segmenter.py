@@ -413,14 +413,11 @@ class Segmenter:
 
     def _warn_if_dim(self, images: list[Any], arrays: list[np.ndarray]) -> None:
         """The first :meth:`dim_image_warning` of image files, once per Segmenter."""
-        if self.warned_dim_images:
-            return
         for image, array in zip(images, arrays, strict=True):
-            if isinstance(image, str | os.PathLike) \
+            if not self.warned_dim_images and isinstance(image, str | os.PathLike) \
                     and (line := self.dim_image_warning(Path(image), array)) is not None:
                 warnings.warn(line, UserWarning, stacklevel=3)
                 self.warned_dim_images = True
-                return
 
     def _by_tiles(self, array: np.ndarray, raster: bool) -> bool:
         """Whether an input is segmented by tiles: a raster (as ``fcnseg predict`` writes

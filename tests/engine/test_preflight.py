@@ -304,6 +304,17 @@ def test_training_images_over_2048_pixels_are_counted_in_one_warning() -> None:
         "photos\"), or narrow data.scale_range"]
 
 
+def test_one_large_training_image_is_counted_in_the_singular() -> None:
+    sizes = [(3000, 4000), (480, 640)]
+    (line,) = preflight_warnings(_config(data={"crop_size": 224}), TWO_CORES, sizes)
+    assert line.startswith("1 of the 2 training images looked at is over 2048 pixels")
+
+
+def test_crop_size_auto_is_not_compared_with_the_image_sizes() -> None:
+    config = _config(data={"crop_size": "auto", "num_workers": 0})
+    assert preflight_warnings(config, TWO_CORES, [(48, 64)] * 5) == []
+
+
 def test_start_up_warns_of_large_training_images_whatever_the_crop(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
@@ -317,7 +328,7 @@ def test_start_up_warns_of_large_training_images_whatever_the_crop(tmp_path: Pat
     dataset = build_dataset(spec, split="train")
     config = _config(data={"crop_size": None, "num_workers": 0})
     (line,) = startup_warnings(config, dataset)
-    assert line.startswith("1 of the 3 training images looked at are over 2048 pixels")
+    assert line.startswith("1 of the 3 training images looked at is over 2048 pixels")
 
 
 def test_train_warns_at_start_of_mask_values_a_remap_table_leaves_as_classes(tmp_path, capsys):

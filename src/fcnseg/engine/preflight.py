@@ -58,21 +58,18 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
             f"cores: the loader processes and the model fight over them. Set "
             f"data.num_workers={machine.cpu_count} or less (0 on a busy machine)")
     crop = config.data.crop_size
-    if crop and image_sizes:
+    if isinstance(crop, int) and crop and image_sizes:  # "auto" is chosen from the images
         smaller = [(h, w) for h, w in image_sizes if h < crop or w < crop]
         if 2 * len(smaller) > len(image_sizes):
-            sides = sorted(min(h, w) for h, w in image_sizes)
-            median = sides[len(sides) // 2]
+            median = sorted(min(h, w) for h, w in image_sizes)[len(image_sizes) // 2]
             suggest = max(32, median // 32 * 32)
             messages.append(
                 f"data.crop_size is {crop} but {len(smaller)} of the {len(image_sizes)} "
                 f"training images looked at are smaller on at least one side (median shorter "
                 f"side {median} pixels): their crops are mostly padding, which costs time and "
                 f"teaches nothing. Set data.crop_size={suggest} or less")
-    if (large := large_images_warning(image_sizes)) is not None:
-        messages.append(large)
-    if (tiny := summed_lr_warning(config, image_sizes)) is not None:
-        messages.append(tiny)
+    found = (large_images_warning(image_sizes), summed_lr_warning(config, image_sizes))
+    messages += [message for message in found if message is not None]
     warmup, total = config.schedule.warmup_iters, config.train.iterations
     if warmup and warmup >= total:
         fit = max(1, total // 20)  # about 5% of the run
@@ -129,7 +126,8 @@ def large_images_warning(image_sizes: Sequence[tuple[int, int]],
     if not large:
         return None
     h, w = max(large, key=lambda size: size[0] * size[1])
-    return (f"{len(large)} of the {len(image_sizes)} {images} are over {LARGE_IMAGE_SIDE} "
+    verb = "is" if len(large) == 1 else "are"
+    return (f"{len(large)} of the {len(image_sizes)} {images} {verb} over {LARGE_IMAGE_SIDE} "
             f"pixels on the long side (the largest {w}×{h}): a training crop shows a tiny part "
             f"of such a photo. Resize them to about 500-1000 pixels on the long side first "
             f"(docs/own-data-cpu.md, \"Large photos\"), or narrow data.scale_range")
@@ -144,7 +142,6 @@ def eta_warning(config: TrainConfig, device_type: str, seconds_per_iteration: fl
     eta = seconds_per_iteration * remaining_iterations
     if eta <= ETA_LIMIT_S:
         return None
-    hours = eta / 3600
     if config.name == CPU_RECIPE:
         fix = "lower train.iterations, data.crop_size or data.batch_size, or train on a GPU"
     else:
@@ -153,7 +150,7 @@ def eta_warning(config: TrainConfig, device_type: str, seconds_per_iteration: fl
                f"--out DIR --set data.train.root=DIR data.val.root=DIR (see `fcnseg recipes "
                f"{CPU_RECIPE}`)")
     return (f"at {seconds_per_iteration:.3g} s per iteration, the remaining "
-            f"{remaining_iterations} iterations take about {hours:.0f} hours on this CPU; "
+            f"{remaining_iterations} iterations take about {eta / 3600:.0f} hours on this CPU; "
             f"{fix}")
 
 
@@ -162,8 +159,7 @@ def crop_from_sizes(image_sizes: Sequence[tuple[int, int]],
     """The crop ``data.crop_size: auto`` chooses, and the shorter side it came from: the largest
     multiple of 32 (at least 32, at most ``upper``) not above the shorter side that three in
     four of ``image_sizes`` (height, width) reach."""
-    sides = sorted(min(h, w) for h, w in image_sizes)
-    side = sides[len(sides) // 4]
+    side = sorted(min(h, w) for h, w in image_sizes)[len(image_sizes) // 4]
     crop = max(32, side // 32 * 32)
     return (min(crop, upper) if upper else crop), side
 

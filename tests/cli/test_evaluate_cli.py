@@ -251,6 +251,21 @@ def test_strips_writes_titled_image_truth_prediction_strips(synthetic_checkpoint
     assert width > 3 * 32  # three panels (enlarged) side by side, titled, with a legend
 
 
+def test_strips_are_said_among_the_files_written(synthetic_checkpoint, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert _evaluate(synthetic_checkpoint, "--out", str(out), "--strips", "2") == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert f"wrote 2 image | ground truth | prediction strips to {out / 'strips'}" in printed
+
+
+def test_a_limit_records_the_images_scored_and_the_images_of_the_split(
+        synthetic_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    assert _evaluate(synthetic_checkpoint, "--out", str(out), "--limit", "1") == 0
+    dataset = json.loads((out / "report.json").read_text())["dataset"]
+    assert (dataset["num_images"], dataset["images_in_split"]) == (1, 2)
+
+
 def test_evaluate_and_check_data_offer_the_same_datasets() -> None:
     from fcnseg.cli.main import build_parser
 

@@ -432,7 +432,8 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
     if match.lookup is not None:
         data = RelabeledDataset(data, match)
         described["classes_matched_by_name"] = match.note
-    if limit is not None:
+    if limit is not None:  # num_images: those scored, of the split's images_in_split
+        described["images_in_split"] = len(data)
         data = Subset(data, range(min(int(limit), len(data))))
     described["num_images"] = len(data)
     return data, source, described, match

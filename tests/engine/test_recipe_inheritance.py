@@ -46,6 +46,12 @@ def test_a_recipe_states_only_what_differs_from_its_base(tmp_path) -> None:
         "name", "optim.lr", "published"}
 
 
+def test_a_recipe_file_without_a_name_is_named_by_its_file_not_its_base(tmp_path) -> None:
+    mine = _write(tmp_path / "my-cpu.yaml", "base: folder-cpu\ntrain: {iterations: 3}\n")
+    assert load_config(mine).name == "my-cpu"
+    assert load_recipe(mine)["name"] == "my-cpu"
+
+
 def test_a_dataset_spec_replaces_the_bases_whole(tmp_path) -> None:
     mine = _write(tmp_path / "mine.yaml",
                   "base: voc-fcn32s\ndata: {train: {name: folder, root: data/mine}}\n")

@@ -630,6 +630,8 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
                 section = expect_mapping(value, f"{where}: {key}", error=ConfigError)
                 value = {**merged.get(key, {}), **section}
             merged[key] = value
+    if folder is not None and "base" in data and "name" not in data:  # a file: named by it
+        merged["name"] = Path(where).stem
     return merged
 
 

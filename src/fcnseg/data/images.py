@@ -298,12 +298,13 @@ def tiff_header(source: Any) -> Iterator[Any]:
                 source.seek(0)
 
 
-def _stack_of(tif: Any) -> tuple[str, tuple[int, ...]] | None:
-    """The axes and shape of a parsed TIFF's first series; None for a header tifffile refused."""
-    with contextlib.suppress(Exception):  # a bad header is for the decoder to report
-        series = tif.series[0]
-        return str(series.axes), tuple(int(n) for n in series.shape)
-    return None
+def _refuse_stack(tif: Any, where: str) -> None:
+    """An ImageError where a parsed TIFF holds several images, its axes named where known."""
+    if (images := tiff_images(tif)) > 1:
+        stack: tuple[str, tuple[int, ...]] | tuple[()] = ()
+        with contextlib.suppress(Exception):  # a bad series: the count of images alone
+            stack = (str(tif.series[0].axes), tuple(int(n) for n in tif.series[0].shape))
+        raise ImageError(where, multi_image_problem(images, *stack))
 
 
 #: TIFF ExtraSamples values that mark a sample as alpha: associated (premultiplied) and
@@ -597,8 +598,8 @@ def _opened(stream: Any, where: str, max_pixels: int | None, tif: Any) -> Any:
                                 f"({type(e).__name__}: {e})") from None
     with img:
         check_pixels(where, *header_upright_size(img), max_pixels)  # sized as it is shown
-        if img.format == "TIFF" and (images := tiff_images(tif)) > 1:
-            raise ImageError(where, multi_image_problem(images, *(_stack_of(tif) or ())))
+        if img.format == "TIFF":
+            _refuse_stack(tif, where)
         yield img
 
 
@@ -759,8 +760,7 @@ def _read_by_tifffile(samples: TiffSamples) -> bool:
 def _tiff_rgb(tif: Any, samples: TiffSamples, where: str, max_pixels: int | None) -> np.ndarray:
     """:func:`load_image` of a TIFF :func:`_read_by_tifffile` (Pillow opens none of it)."""
     check_pixels(where, samples.width, samples.height, max_pixels)
-    if (images := tiff_images(tif)) > 1:
-        raise ImageError(where, multi_image_problem(images, *(_stack_of(tif) or ())))
+    _refuse_stack(tif, where)
     pixels = decoded(lambda: _first_tiff_page(tif), where)
     rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
                           cmyk=samples.cmyk)

@@ -14,8 +14,14 @@ SMALL = {"width": 0.0625, "fc_channels": 16}
 
 def tiny_task_model(arch: str, seed: int = 4) -> torch.nn.Module:
     """A tiny ``arch`` (``siftflow_fcn16s``, ``nyud_fcn32s_color_hha`` ...) in eval mode whose
-    score layers are random (zero-initialised ones would give one label everywhere)."""
-    model = build_model(arch, **SMALL)
+    score layers are random (zero-initialised ones would give one label everywhere).
+
+    ``seed`` fixes every weight: the trunk's initialisation draws from its own seeded RNG, not
+    from the process's, which training (its ``seed_everything``) and other tests leave in a
+    state that depends on what ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(arch, **SMALL)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():

@@ -211,6 +211,13 @@ def test_pretrained_folders_and_safetensors_keep_the_coco_categories(tmp_path: P
         assert load_checkpoint(converted)["classes"]["coco_categories"] == coco
 
 
+def test_renamed_classes_carry_the_background_by_its_index(tmp_path: Path) -> None:
+    ckpt = save_checkpoint(tmp_path / "c.pt", _model(3), class_names=["bg", "a", "b"],
+                           background="bg")
+    folder = save_pretrained(ckpt, tmp_path / "p", class_names=["back", "a", "b"])
+    assert load_checkpoint(folder)["classes"]["background"] == "back"
+
+
 def _spoilt_config(tmp_path: Path, spoil) -> Path:
     """A pretrained folder whose config.json ``spoil`` (config -> config) has rewritten."""
     folder = save_pretrained(_model(3), tmp_path / "spoilt", class_names=["a", "b", "c"])

@@ -54,8 +54,10 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
     else:
         ckpt = as_checkpoint(model_or_checkpoint)
         model = build_model_from_checkpoint(ckpt)
-        classes = ckpt["classes"]
+        classes = dict(ckpt["classes"])
         names = list(class_names or classes["names"])
+        bg = classes.get("background")  # renamed classes: the background keeps its index
+        classes["background"] = dict(zip(classes["names"], names, strict=False)).get(bg, bg)
         pal = palette if palette is not None else classes["palette"]
         ignore = int(classes["ignore_index"])
         metrics = metrics if metrics is not None else ckpt.get("metrics")

@@ -639,3 +639,15 @@ def test_importing_more_with_another_val_fraction_splits_again_with_a_warning(
                  "--val-fraction", "0.2"]) == 0
     assert "changed split" in capsys.readouterr().out
     assert yaml.safe_load((out / "dataset.yaml").read_text())["val_fraction"] == 0.2
+
+
+def test_frames_of_one_video_moved_by_another_val_fraction_are_said_to_move_by_it(
+        tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ds"
+    for k in range(8):
+        labelme_file(tmp_path / "src", f"clipA__frame_{k:06d}", ["cell"])
+    for fraction in ("0.5", "0.2"):
+        assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out),
+                     "--val-fraction", fraction]) == 0
+    moved = [line for line in capsys.readouterr().out.splitlines() if "changed split" in line]
+    assert len(moved) == 1 and "as --val-fraction 0.2 chose them" in moved[0]

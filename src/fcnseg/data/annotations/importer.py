@@ -45,7 +45,7 @@ from fcnseg.data.annotations.shapes import (
     quoted,
     rasterise,
 )
-from fcnseg.data.annotations.val_split import frame_of, split_names, video_split_line
+from fcnseg.data.annotations.val_split import ValSplit, frame_of, split_names, video_split_line
 from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
@@ -761,8 +761,7 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
     # but a video's frames, split with those of every video (val_split), may move: warned of.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
     by_video = split_names(names, options.val_fraction)
-    split = by_video.of
-    if (moved := _moved_line(out, split, options.val_fraction)) is not None:
+    if (moved := _moved_line(out, by_video, options.val_fraction)) is not None:
         warn(moved)
     if (line := video_split_line(by_video, options.val_fraction)) is not None:
         if line.startswith("warning: "):
@@ -770,7 +769,7 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
         else:
             say(line)
     for name in ("train", "val"):
-        chosen = "".join(f"{n}\n" for n in names if split[n] == name)
+        chosen = "".join(f"{n}\n" for n in names if by_video.of[n] == name)
         (out / f"{name}.txt").write_text(chosen, encoding="utf-8")
     written = set(result.written)
     _write_unannotated(out, result.unannotated, [
@@ -782,16 +781,17 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
              "nothing to validate on", "larger"),
             ("train", "training", "to val.txt", "training on this folder would have nothing to "
              "train on", "smaller")):
-        if side not in split.values() and (side == "train" or options.val_fraction > 0):
+        if side not in by_video.of.values() and (side == "train" or options.val_fraction > 0):
             warn(f"{out / f'{side}.txt'}: no image fell into the {called} split (about "
                  f"{options.val_fraction:g} of the names go {goes}, chosen by a hash of the "
                  f"name, or of the video for its frames): {then}; import again with a "
                  f"{fraction} --val-fraction")
 
 
-def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | None:
+def _moved_line(out: Path, by_video: ValSplit, val_fraction: float) -> str | None:
     """One line when names an earlier import's train.txt and val.txt listed change split now
     (a video's frames, once several videos are split whole; another --val-fraction)."""
+    split, whole = by_video.of, {*by_video.val_videos, *by_video.train_videos}
     was = {}
     for name in ("train", "val"):
         listed = out / f"{name}.txt"
@@ -802,7 +802,7 @@ def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | 
     if not moved:
         return None
     why = ("the frames of several videos are split by whole video"
-           if any((frame_of(n) or (None, 0))[0] is not None for n in moved)
+           if any((frame_of(n) or (None, 0))[0] in whole for n in moved)
            else f"--val-fraction {val_fraction:g} chose them")
     first = moved[0]
     return (f"{out / 'val.txt'}: {len(moved)} image(s) an earlier import listed changed split "

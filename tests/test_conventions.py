@@ -120,3 +120,9 @@ def test_a_band_conventions_repr_names_its_bands_not_an_rgb_order() -> None:
     ids=["rgb", "caffe_bgr", "bands"])
 def test_a_conventions_repr_evaluates_to_the_same_convention(convention) -> None:
     assert eval(repr(convention), {"InputConvention": InputConvention}) == convention
+
+
+def test_a_convention_is_built_from_positional_arguments_in_its_field_order() -> None:
+    mine = InputConvention("mine", "BGR", 1 / 255, (0.5,) * 3, (0.2,) * 3)
+    assert (mine.channel_order, mine.scale, mine.mean, mine.std) == ("BGR", 1 / 255, (0.5,) * 3,
+                                                                     (0.2,) * 3)

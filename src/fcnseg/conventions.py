@@ -9,7 +9,7 @@ convention travels with the model (``model.input_convention``) and its checkpoin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
@@ -23,10 +23,10 @@ class InputConvention:
     name: str
     #: "RGB" or "BGR": the order the network's first layer expects. A multi-band convention
     #: keeps its ``bands``' order ("RGB" by rule, the default, left out of its repr).
-    channel_order: str = field(default="RGB", kw_only=True)
-    scale: float  # multiplies 0-255 pixel values before the mean is subtracted
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    channel_order: str = "RGB"
+    scale: float = 1.0  # multiplies 0-255 pixel values before the mean is subtracted
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
     #: A multi-band model's input bands, in input order (None: three colour channels). Its
     #: ``mean`` and ``std`` then have one entry per band, in raw pixel units (``scale`` 1).
     bands: tuple[str, ...] | None = None

@@ -264,7 +264,6 @@ class BareInput(nn.Identity):
 
     def forward(self, x: Any) -> Any:
         inputs = keyed(x)
-        several = None not in inputs
         for name, t in inputs.items():
             if isinstance(t, torch.Tensor) and not t.is_floating_point():
                 dtype = str(t.dtype).removeprefix("torch.")
@@ -272,9 +271,9 @@ class BareInput(nn.Identity):
                                 f"preprocess=False) takes normalised float input, got {dtype}"
                                 f"; normalise it per the model's input convention, or build "
                                 f"the model with its preprocessing to give it raw pixels")
-        image = inputs.get(self.image_input if several else None)
-        if isinstance(image, torch.Tensor) and not _exporting():
-            self._refuse_raw_floats(self.image_input if several else "input", image)
+        key = None if None in inputs else self.image_input
+        if isinstance(image := inputs.get(key), torch.Tensor) and not _exporting():
+            self._refuse_raw_floats(key or "input", image)
         return x
 
     def _refuse_raw_floats(self, name: str, image: torch.Tensor) -> None:

@@ -60,12 +60,11 @@ class ArtifactModel(nn.Module):
         self.optimizations = [f"runtime: {runtime}" + (" int8" if precision == "int8" else "")]
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
-        inputs = keyed(x)
-        device = first_of(inputs).device
-        x = unkeyed({m: t.detach().float().cpu() for m, t in inputs.items()})
-        if not self.raw_pixels:
-            x = self.preprocess(x)
-        heads = keyed(self._run(unkeyed({m: t.contiguous() for m, t in keyed(x).items()})))
+        device = first_of(x).device
+        inputs = {m: t.detach().float().cpu() for m, t in keyed(x).items()}
+        if not self.raw_pixels:  # Preprocess takes {None: tensor} as that tensor
+            inputs = keyed(self.preprocess(inputs))
+        heads = keyed(self._run(unkeyed({m: t.contiguous() for m, t in inputs.items()})))
         if None not in heads:
             return {h: t.float().to(device) for h, t in heads.items()}
         out = heads[None]

@@ -420,6 +420,18 @@ def test_a_dng_is_refused_as_camera_raw_by_its_tag_whatever_its_name(tmp_path, p
         read_image(path)
 
 
+@pytest.mark.parametrize("dng", [False, True])
+def test_camera_raw_problem_leaves_a_callers_stream_where_it_was(tmp_path, dng):
+    from fcnseg.data.images import camera_raw_problem
+
+    path = tmp_path / "a.tif"
+    _dng(path) if dng else Image.fromarray(_oriented()).save(path, format="TIFF")
+    stream = io.BytesIO(path.read_bytes())
+    stream.seek(3)
+    assert (camera_raw_problem(stream) is not None) == dng
+    assert stream.tell() == 3
+
+
 def test_a_raw_suffix_or_a_cr2_header_is_refused_as_camera_raw(tmp_path):
     named = tmp_path / "IMG_0001.NEF"
     Image.fromarray(_oriented()).save(named, format="TIFF")  # a Nikon raw is a TIFF inside

@@ -107,13 +107,15 @@ def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
 def camera_raw_problem(source: Any) -> str | None:
     """The line refusing a camera raw file, a path or a seekable stream: a DNG or CR2 by its
     content, others (NEF, ...) by their suffix; None for any other file."""
-    kind = None
+    kind, at = None, None if isinstance(source, str | os.PathLike) else source.tell()
     if isinstance(source, Path) and source.suffix.lower() in CAMERA_RAW_SUFFIXES:
         kind = source.suffix[1:].upper()
     elif (head := file_head(source, 16))[:4] in TIFF_MAGIC and head[8:10] == b"CR":
         kind = "CR2"  # Canon's: a TIFF with its own marker after the header
     elif head[:4] in TIFF_MAGIC and DNG_VERSION_TAG in _first_ifd_tags(source, head):
         kind = "DNG"
+    if at is not None:  # a caller's stream is left where it was
+        source.seek(at)
     if kind is None:
         return None
     return f"a camera raw file ({kind}), which fcnseg does not read: {CAMERA_RAW_ADVICE}"

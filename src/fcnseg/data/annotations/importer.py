@@ -146,6 +146,15 @@ def _unpack(src: Path, folder: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
+def _crc32(path: Path) -> int:
+    """The CRC-32 of a file, read a MiB at a time (an archive's images may be large)."""
+    crc = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
 def _member_differing(src: Path, folder: Path) -> str | None:
     """The first file of the zip archive ``src`` that ``folder`` lacks or holds other bytes
     of (by size, then CRC-32), or None."""
@@ -154,7 +163,7 @@ def _member_differing(src: Path, folder: Path) -> str | None:
             path = folder / zip_member_name(info)
             try:  # the size first: a file of another size is not read
                 same = (path.stat().st_size == info.file_size
-                        and zlib.crc32(path.read_bytes()) == info.CRC)
+                        and _crc32(path) == info.CRC)
             except OSError:
                 same = False
             if not same:

@@ -78,6 +78,11 @@ def test_sample_types_split_into_letters_by_an_earlier_release_load_as_not_recor
     assert get_convention(saved).sample_types is None
 
 
+def test_an_empty_set_of_sample_types_stays_empty_when_saved_and_loaded() -> None:
+    conv = band_convention(["a", "b"], [300.0, 2.0], [10.0, 1.0], sample_types=[])
+    assert get_convention(conv.to_dict()) == conv and conv.sample_types == ()
+
+
 def test_a_dataset_of_one_band_against_a_colour_model_says_1_band() -> None:
     with pytest.raises(ValueError, match=r"declares 1 band \(intensity\) but checkpoint "
                                          r"m\.pt takes RGB colour"):

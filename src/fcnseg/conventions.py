@@ -82,7 +82,7 @@ class InputConvention:
                        nodata=None if d.get("nodata") is None else float(d["nodata"]),
                        # single letters: a type name split by an earlier band_convention
                        sample_types=None if d.get("sample_types") is None
-                       or all(len(str(t)) == 1 for t in d["sample_types"])
+                       or {len(str(t)) for t in d["sample_types"]} == {1}
                        else tuple(map(str, d["sample_types"])))
         except KeyError as e:
             raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None

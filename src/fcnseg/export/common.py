@@ -22,7 +22,7 @@ from fcnseg.conventions import get_convention, input_text
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
 from fcnseg.models.preprocess import Preprocess, raw_pixel_model
-from fcnseg.utils.keyed import keyed
+from fcnseg.utils.keyed import first_of, keyed
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.weightfiles.artifacts import (  # what readers of the graph look for
     RAW_PIXELS,
@@ -303,10 +303,8 @@ def _arrays(value: Any) -> dict[str, np.ndarray]:
 
 def _shape(x: Sample) -> tuple[int, ...]:
     """A sample's shape: its tensor's, or the first modality's with the channels of all."""
-    if isinstance(x, torch.Tensor):
-        return tuple(x.shape)
-    first = next(iter(x.values()))
-    return (first.shape[0], sum(t.shape[1] for t in x.values()), *first.shape[2:])
+    first, inputs = first_of(x), keyed(x).values()
+    return (first.shape[0], sum(t.shape[1] for t in inputs), *first.shape[2:])
 
 
 def check_samples(model: nn.Module, run_export: Callable[[Any], Any], samples: Sequence[Sample],

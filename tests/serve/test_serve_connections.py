@@ -190,6 +190,17 @@ def test_serve_app_keeps_the_header_timeout_and_the_connection_cap(
     assert not thread.is_alive()
 
 
+def test_serve_app_on_a_busy_port_raises_an_oserror_in_one_line(segmenter: Segmenter) -> None:
+    app = create_app(segmenter, batching=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=rf"^cannot serve on 127\.0\.0\.1:{port}: [^\n]*; "
+                                          r"choose another --port or --host$"):
+            serve_app(app, "127.0.0.1", port)
+
+
 def _health_check(address: tuple[str, int]) -> None:
     with socket.create_connection(address, timeout=5) as check:
         check.sendall(_GET_HEALTH)

@@ -244,7 +244,7 @@ def serve(app: Any, sock: socket.socket, limits: ServiceLimits, gauge: Connectio
     build_server(app, limits, gauge, log_level=log_level).run(sockets=[sock])
 
 
-class PortUnavailableError(RuntimeError):
+class PortUnavailableError(OSError, RuntimeError):
     """The address to serve on cannot be bound (in use, not ours, or not an address here)."""
 
 

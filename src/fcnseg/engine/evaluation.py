@@ -455,8 +455,7 @@ def _first_head_on_top(result: dict[str, Any],
         head_scores["class_names"] = list(head_classes[head])
         head_scores["pixels"] = [int(v)
                                  for v in np.asarray(head_scores["confusion"]).sum(axis=1)]
-    first = next(iter(result["heads"].values()))
-    return {**first, **result}
+    return {**first_of(result["heads"]), **result}
 
 
 def _report_json(report: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.data.class_frequencies import class_pixel_counts, class_weights
-from fcnseg.utils.keyed import keyed, unkeyed
+from fcnseg.utils.keyed import first_of, keyed, unkeyed
 
 #: The loss terms ``loss.name`` may name (alone or summed, ``"ce+dice"``).
 LOSS_TERMS = ("ce", "focal", "dice", "lovasz")
@@ -249,8 +249,7 @@ class LossSampler:
         dict of label maps (one per head, all the same size) loses the same cells in each."""
         if self.rate >= 1.0:
             return labels
-        maps = keyed(labels)
-        first = next(iter(maps.values()))
+        maps, first = keyed(labels), first_of(labels)
         keep = self.keep_mask(*first.shape).to(first.device)
         kept = {h: torch.where(keep, m, torch.full_like(m, self.ignore_index))
                 for h, m in maps.items()}

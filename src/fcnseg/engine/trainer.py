@@ -551,7 +551,7 @@ def _saved_metrics(result: dict[str, Any]) -> dict[str, Any]:
     if "heads" not in result:
         return kept(result)
     heads = {h: kept(scores) for h, scores in result["heads"].items()}
-    return {**next(iter(heads.values())), "heads": heads, "num_images": result["num_images"]}
+    return {**first_of(heads), "heads": heads, "num_images": result["num_images"]}
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

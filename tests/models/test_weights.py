@@ -140,6 +140,17 @@ def test_port_checkpoints_load_with_no_conversion(tmp_path: Path, wrapped: bool)
         assert torch.equal(target(x), source(x))
 
 
+def test_a_checkpoint_as_loaded_that_does_not_fit_names_the_remedy_without_a_file() -> None:
+    from fcnseg.checkpoint import checkpoint_payload
+
+    ckpt = checkpoint_payload(fcn8s(num_classes=4, width=0.0625, fc_channels=8),
+                              class_names=list("abcd"))
+    with pytest.raises(WeightsError) as err:
+        load_fcn_weights(fcn8s(num_classes=4, width=0.125, fc_channels=16), ckpt)
+    assert str(err.value).endswith("fcnseg.checkpoint.build_model_from_checkpoint(checkpoint), "
+                                   "given the checkpoint as loaded")
+
+
 def test_a_state_dict_as_loaded_loads_as_its_file_does() -> None:
     source = _trained_fcn8s()
     target = load_fcn_weights(fcn8s(num_classes=4, width=0.0625, fc_channels=8).eval(),

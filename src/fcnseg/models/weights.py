@@ -153,11 +153,11 @@ def load_fcn_weights(model: nn.Module, path: PathLike | Mapping[str, Any], *,
     (the port's models are Caffe BGR). Weights that do not fit are one line naming the model
     the file records, where it records one."""
     file = isinstance(path, str | os.PathLike)
-    obj = _read_file(Path(path))[0] if file else path
-    path = Path(path if file else "<state dict>")
+    obj, path = (_read_file(Path(path))[0], Path(path)) if file else (path, Path("<state dict>"))
     recorded = _recorded(obj)
-    remedy = (f"; build the model the file records with fcnseg.checkpoint."
-              f"build_model_from_checkpoint({str(path)!r})"
+    call = (f"build_model_from_checkpoint({str(path)!r})" if file else
+            "build_model_from_checkpoint(checkpoint), given the checkpoint as loaded")
+    remedy = (f"; build the model the file records with fcnseg.checkpoint.{call}"
               if recorded_description(recorded) else "")
     load_exactly(path, model, _unwrap(obj, path), remedy, recorded)
     if convention is not None:

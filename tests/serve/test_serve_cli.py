@@ -43,6 +43,20 @@ def test_serve_limit_options_set_the_service_limits_in_their_units():
                                       "max_connections": 50}
 
 
+@pytest.mark.parametrize(("option", "value", "refusal"), [
+    ("--max-upload-mb", "0", "--max-upload-mb must be more than 0, got 0.0"),
+    ("--max-upload-mb", "1e-9", "--max-upload-mb must be at least 9.53674e-07, got 1e-09"),
+    ("--max-upload-mb", "nan", "--max-upload-mb must be finite, got nan"),
+    ("--max-pixels", "0", "--max-pixels must be at least 1, got 0"),
+    ("--queue", "-1", "--queue must be at least 0, got -1"),
+    ("--header-timeout", "inf", "--header-timeout must be finite, got inf"),
+    ("--body-timeout", "-2", "--body-timeout must be more than 0, got -2.0")])
+def test_a_limit_option_is_refused_in_its_own_name_and_units(option, value, refusal):
+    args = build_parser().parse_args(["serve", "--checkpoint", "x.pt", option, value])
+    with pytest.raises(ValueError, match=f"^{re.escape(refusal)}$"):
+        limits_from_args(args)
+
+
 def test_serve_command_answers_on_loopback(checkpoint_path: Path):
     with socket.socket() as s:  # a free port (released just before the server takes it)
         s.bind(("127.0.0.1", 0))

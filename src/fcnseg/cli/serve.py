@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -81,16 +82,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def limits_from_args(args: argparse.Namespace) -> dict[str, int | float]:
     """The :class:`ServiceLimits` fields the limit options give (``--max-upload-mb`` in bytes),
-    each checked as the service checks it: a ValueError naming the option, as given."""
-    defaults = ServiceLimits()
+    each checked as the service checks it: a ValueError in the option's name and units."""
     limits = {}
-    for option, field, _, unit, _ in _LIMIT_OPTIONS:
+    for option, field, kind, unit, _ in _LIMIT_OPTIONS:
         given = getattr(args, option.removeprefix("--").replace("-", "_"))
         try:  # the field's type: whole bytes (a NaN or infinite size is none)
-            limits[field] = type(getattr(defaults, field))(given * unit)
+            limits[field] = type(getattr(ServiceLimits, field))(given * unit)
             ServiceLimits(**{field: limits[field]})
-        except (ValueError, OverflowError) as e:
-            raise ValueError(f"{option} {given}: {e}") from None
+        except (ValueError, OverflowError):
+            least = 0 if field == "max_queue" else 1 / unit  # in the option's units
+            need = ("finite" if not math.isfinite(given) else f"at least {least:g}"
+                    if kind is int or given > 0 else "more than 0")
+            raise ValueError(f"{option} must be {need}, got {given}") from None
     return limits
 
 

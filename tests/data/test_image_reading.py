@@ -432,6 +432,25 @@ def test_camera_raw_problem_leaves_a_callers_stream_where_it_was(tmp_path, dng):
     assert stream.tell() == 3
 
 
+class _Unseekable(io.RawIOBase):
+    """A stream read once from the start, as an HTTP response is."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._data.readinto(buffer)
+
+
+def test_load_image_reads_a_stream_that_cannot_seek():
+    encoded = io.BytesIO()
+    Image.fromarray(np.full((4, 4, 3), 9, np.uint8)).save(encoded, format="PNG")
+    assert load_image(io.BufferedReader(_Unseekable(encoded.getvalue()))).shape == (4, 4, 3)
+
+
 def test_a_raw_suffix_or_a_cr2_header_is_refused_as_camera_raw(tmp_path):
     named = tmp_path / "IMG_0001.NEF"
     Image.fromarray(_oriented()).save(named, format="TIFF")  # a Nikon raw is a TIFF inside

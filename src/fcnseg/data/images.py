@@ -107,7 +107,7 @@ def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
 def camera_raw_problem(source: Any) -> str | None:
     """The line refusing a camera raw file, a path or a seekable stream: a DNG or CR2 by its
     content, others (NEF, ...) by their suffix; None for any other file."""
-    kind, at = None, None if isinstance(source, str | os.PathLike) else source.tell()
+    kind, at = None, source.tell() if hasattr(source, "seekable") and source.seekable() else None
     if isinstance(source, Path) and source.suffix.lower() in CAMERA_RAW_SUFFIXES:
         kind = source.suffix[1:].upper()
     elif (head := file_head(source, 16))[:4] in TIFF_MAGIC and head[8:10] == b"CR":

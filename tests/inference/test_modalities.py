@@ -103,3 +103,21 @@ def test_one_file_read_as_two_modalities_is_an_error_for_that_image(fusion_check
     [(path, _, result)] = segment_modalities(seg, inputs, {"hha": images})
     assert isinstance(result, ValueError) and path == images / "a.png"
     assert "would be both its color and its hha input" in str(result)
+
+
+def test_an_ignore_mask_leaves_its_pixels_out_of_a_fusion_models_labels(
+        fusion_checkpoint, tmp_path) -> None:
+    from fcnseg.inference.visualize import read_label_png
+    images = _colour_folder(tmp_path)
+    (tmp_path / "hha").mkdir()
+    for stem in ("a", "b"):
+        Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "hha" / f"{stem}.png")
+    hood = np.full((32, 32), 255, np.uint8)
+    hood[16:] = 0
+    Image.fromarray(hood).save(tmp_path / "hood.png")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(fusion_checkpoint), str(images), "--out",
+                 str(out), "--no-progress", "--ignore-mask", str(tmp_path / "hood.png")]) == 0
+    for stem in ("a", "b"):
+        label = read_label_png(out / f"{stem}_label.png")
+        assert (label[16:] == 255).all() and (label[:16] != 255).all()

@@ -528,8 +528,9 @@ class Segmenter:
         sizes = {m: a.shape[:2] for m, a in arrays.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the inputs differ in size (H×W): {sizes}")
+        left_out = self._left_out(next(iter(arrays.values())), None)
         logits = self.logits({m: _input_tensor(a)[None] for m, a in arrays.items()})
-        return self._by_head(logits, [_picture(arrays)], return_probs)[0]
+        return _without_data(self._by_head(logits, [_picture(arrays)], return_probs)[0], left_out)
 
     def _read_input(self, modality: str, source: Any) -> np.ndarray:
         """Colour as :meth:`predict` reads it; HHA and depth as stored, checked as training's

@@ -638,7 +638,15 @@ def test_importing_more_with_another_val_fraction_splits_again_with_a_warning(
     assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out),
                  "--val-fraction", "0.2"]) == 0
     assert "changed split" in capsys.readouterr().out
-    assert yaml.safe_load((out / "dataset.yaml").read_text())["val_fraction"] == 0.2
+    assert "val_fraction" not in yaml.safe_load((out / "dataset.yaml").read_text())  # default
+
+
+def test_the_default_val_fraction_is_not_written_so_earlier_releases_read_the_folder(
+        tmp_path: Path) -> None:
+    for k in range(4):
+        labelme_file(tmp_path / "src", f"img{k}", ["cell"])
+    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(tmp_path / "ds")]) == 0
+    assert "val_fraction" not in yaml.safe_load((tmp_path / "ds" / "dataset.yaml").read_text())
 
 
 def test_frames_of_one_video_moved_by_another_val_fraction_are_said_to_move_by_it(

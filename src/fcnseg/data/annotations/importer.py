@@ -921,10 +921,11 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
     earlier: dict[str, Any] = {}
     if path.is_file():  # read and checked before importing
         earlier = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    config: dict[str, Any] = dict(earlier)
+    config: dict[str, Any] = {**earlier, "val_fraction": val_fraction}
+    if val_fraction == 0.2:  # the default, as a missing field reads (and earlier fcnseg reads)
+        del config["val_fraction"]
     config.update({"classes": list(labels.classes), "ignore_index": labels.ignore_index,
-                   "palette": palette[:len(labels.classes)].tolist(),
-                   "val_fraction": val_fraction})
+                   "palette": palette[:len(labels.classes)].tolist()})
     if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
         config.setdefault("background", BACKGROUND_LABEL)  # overlays leave it unblended
     config.update(_coco_categories(coco, labels, earlier, say, path))

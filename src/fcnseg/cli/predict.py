@@ -33,6 +33,7 @@ from fcnseg.inference.files import (
     BENCHMARK_LABEL_IDS,
     OutputOptions,
     PictureStyle,
+    benchmark_label_ids,
     collect_inputs,
     input_folders,
     output_files,
@@ -262,11 +263,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         ("--rank uncertainty", args.rank)) if given]
     if seg.labels_only and wanted:
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
-    classes = BENCHMARK_LABEL_IDS[args.label_ids][0] if args.label_ids else ()
-    if classes and tuple(seg.class_names) != classes:
-        raise ValueError(f"--label-ids {args.label_ids}: {args.checkpoint} has other classes "
-                         f"({', '.join(seg.class_names[:3])} ...) than {args.label_ids}'s "
-                         f"{len(classes)} ({', '.join(classes[:3])} ...)")
+    label_ids = benchmark_label_ids(args.label_ids, seg.class_names, args.checkpoint)
     # Created once the model is known to give what was asked: a refusal writes nothing.
     out_dir = prepare_output_folder(args.out)
     plan = plan_inputs(seg, inputs, max_pixels=args.max_pixels, input_dirs=args.input_dir,
@@ -286,13 +283,14 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     tally = Tally()
     for spec, problem in problems if plan.is_main else []:  # reported once
         tally.count(f"{spec}: {problem}", _report)
-    return _write(args, seg, plan, (out_dir, heat_classes), tally)
+    return _write(args, seg, plan, (out_dir, heat_classes, label_ids), tally)
 
 
 def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
-           where: tuple[Path, list[int]], tally: Tally) -> int:
-    """Every output of the ``plan`` (``where``: folder, heatmaps' classes); the exit status."""
-    out_dir, heat_classes = where
+           where: tuple[Path, list[int], tuple[int, ...]], tally: Tally) -> int:
+    """Every output of the ``plan`` (``where``: folder, heatmaps' classes, each class's label
+    id in --label-ids' benchmark); the exit status."""
+    out_dir, heat_classes, label_ids = where
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
@@ -307,7 +305,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
-                           overlay=args.overlay, label_ids=bool(args.label_ids))
+                           overlay=args.overlay, label_ids=bool(label_ids))
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
                                                 _report)
@@ -327,8 +325,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
         observe=_observers([pre.add if pre else None, counts.add if counts else None]),
         # Label Studio's score is given where probabilities are computed anyway: asking for
         # them for it alone would hold C×H×W floats of every photo (GBs for a large one).
-        observe_needs_probs=args.rank is not None, job=job,
-        label_ids=BENCHMARK_LABEL_IDS[args.label_ids][1] if args.label_ids else ())
+        observe_needs_probs=args.rank is not None, job=job, label_ids=label_ids)
     _note_raster_options(args, plan)
     tiles = replace(seg.tiles, batch_size=args.batch_size, probs=args.probs,
                     uncertainty=bool(kinds))

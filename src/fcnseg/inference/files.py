@@ -293,6 +293,20 @@ class OutputFiles:
 #: must have, in order, and the label id of each.
 BENCHMARK_LABEL_IDS = {"cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_LABEL_IDS)}
 
+
+def benchmark_label_ids(benchmark: str | None, class_names: Sequence[str],
+                        source: object) -> tuple[int, ...]:
+    """Each class's label id in ``benchmark`` (:data:`BENCHMARK_LABEL_IDS`; None: none), refused
+    in one line naming the model's ``source`` where its classes are not the benchmark's."""
+    if not benchmark:
+        return ()
+    classes, ids = BENCHMARK_LABEL_IDS[benchmark]
+    if tuple(class_names) != classes:
+        raise ValueError(f"--label-ids {benchmark}: {source} has other classes "
+                         f"({', '.join(class_names[:3])} ...) than {benchmark}'s "
+                         f"{len(classes)} ({', '.join(classes[:3])} ...)")
+    return ids
+
 #: Names of the raw uncertainty maps in ``NAME_probs.npz``.
 _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 

@@ -85,6 +85,7 @@ def test_a_counts_file_of_other_classes_is_refused(make_checkpoint, photos, tmp_
     table.write_text("path,road,car,(no data)\n")
     assert predict(make_checkpoint("same"), photos, tmp_path / "out", "--counts",
                    str(table)) == 2
+    assert not (tmp_path / "out").exists()  # a refusal writes nothing
     assert capsys.readouterr().err.strip() == (
         f"fcnseg predict: error: --counts {table}: its columns (road, car, (no data)) are not "
         f"this model's classes; name another file")

@@ -264,6 +264,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     if seg.labels_only and wanted:
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
     label_ids = benchmark_label_ids(args.label_ids, seg.class_names, args.checkpoint)
+    counts = ClassCounts(args.counts, seg.class_names) if args.counts else None
     # Created once the model is known to give what was asked: a refusal writes nothing.
     out_dir = prepare_output_folder(args.out)
     plan = plan_inputs(seg, inputs, max_pixels=args.max_pixels, input_dirs=args.input_dir,
@@ -283,14 +284,15 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     tally = Tally()
     for spec, problem in problems if plan.is_main else []:  # reported once
         tally.count(f"{spec}: {problem}", _report)
-    return _write(args, seg, plan, (out_dir, heat_classes, label_ids), tally)
+    return _write(args, seg, plan, (out_dir, heat_classes, label_ids, counts), tally)
 
 
 def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
-           where: tuple[Path, list[int], tuple[int, ...]], tally: Tally) -> int:
+           where: tuple[Path, list[int], tuple[int, ...], ClassCounts | None],
+           tally: Tally) -> int:
     """Every output of the ``plan`` (``where``: folder, heatmaps' classes, each class's label
-    id in --label-ids' benchmark); the exit status."""
-    out_dir, heat_classes, label_ids = where
+    id in --label-ids' benchmark, the --counts rows); the exit status."""
+    out_dir, heat_classes, label_ids, counts = where
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
@@ -299,9 +301,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
            cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
     job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
-    counts = ClassCounts(args.counts, seg.class_names) if args.counts else None
     every = [(path, output_files(out_dir, name, seg.class_names).label)
-             for path, name in plan.images]
+             for path, name in plan.images if counts]
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,

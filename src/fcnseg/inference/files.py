@@ -294,6 +294,10 @@ class OutputFiles:
 BENCHMARK_LABEL_IDS = {"cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_LABEL_IDS)}
 
 
+#: Names of the raw uncertainty maps in ``NAME_probs.npz``.
+_NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
+
+
 def benchmark_label_ids(benchmark: str | None, class_names: Sequence[str],
                         source: object) -> tuple[int, ...]:
     """Each class's label id in ``benchmark`` (:data:`BENCHMARK_LABEL_IDS`; None: none), refused
@@ -306,9 +310,6 @@ def benchmark_label_ids(benchmark: str | None, class_names: Sequence[str],
                          f"({', '.join(class_names[:3])} ...) than {benchmark}'s "
                          f"{len(classes)} ({', '.join(classes[:3])} ...)")
     return ids
-
-#: Names of the raw uncertainty maps in ``NAME_probs.npz``.
-_NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 
 
 def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],

@@ -320,10 +320,11 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                              image_url=args.image_url, image_urls=args.image_urls,
                              image_folders=input_folders(args.inputs),
                              model_version=f"fcnseg {args.checkpoint}")
+    observers = [each.add for each in (pre, counts) if each is not None]
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=plan.protected,
-        observe=_observers([pre.add if pre else None, counts.add if counts else None]),
+        observe=(lambda *row: [f(*row) for f in observers]) if observers else None,
         # Label Studio's score is given where probabilities are computed anyway: asking for
         # them for it alone would hold C×H×W floats of every photo (GBs for a large one).
         observe_needs_probs=args.rank is not None, job=job, label_ids=label_ids)
@@ -360,12 +361,6 @@ def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
                 f"those get NAME.tif and NAME_overlay.png; their class probabilities come as "
                 f"NAME_probs.tif with --probs (and NAME_uncertainty.tif with --uncertainty)"
                 f"{none}")
-
-
-def _observers(calls: list[Any]) -> Any:
-    """One ``observe`` that makes each of the ``calls`` given (None: none given)."""
-    given = [call for call in calls if call is not None]
-    return (lambda *args: [call(*args) for call in given]) if given else None
 
 
 def _check_options(args: argparse.Namespace) -> None:

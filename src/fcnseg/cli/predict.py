@@ -347,12 +347,9 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
 
 def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
     """One line when options that only images take were given with rasters."""
-    given = [name for name, value in (("--heatmaps", args.heatmaps),
-                                      ("--heatmaps-present", args.heatmaps_present),
-                                      ("--format", args.format), ("--rank", args.rank),
-                                      ("--counts", args.counts),
-                                      ("--ignore-mask", args.ignore_mask))
-             if value]
+    given = [f"--{name.replace('_', '-')}" for name in (
+        "heatmaps", "heatmaps_present", "format", "rank", "counts", "ignore_mask")
+        if getattr(args, name)]
     if given and plan.rasters and plan.is_main:
         none = "" if plan.images or not (args.format or args.rank) else \
             "; with no image to segment, no annotation or ranking file is written"

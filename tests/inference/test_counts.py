@@ -69,6 +69,16 @@ def test_a_resumed_run_adds_the_missing_rows_and_repeats_none(make_checkpoint, p
     assert rows_of(table) == first
 
 
+def test_blank_lines_of_a_counts_file_edited_by_hand_are_passed_over(make_checkpoint, photos,
+                                                                     tmp_path):
+    out, table = tmp_path / "out", tmp_path / "counts.csv"
+    assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 0
+    first = rows_of(table)
+    table.write_text(table.read_text() + "\n\n")  # as an editor may leave it
+    assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 0
+    assert rows_of(table) == first
+
+
 def test_rows_of_frames_skipped_as_complete_come_from_their_label_pngs(make_checkpoint, photos,
                                                                       tmp_path):
     out, table = tmp_path / "out", tmp_path / "counts.csv"

@@ -33,7 +33,7 @@ class ClassCounts:
             if rows and rows[0] != self.header:
                 raise ValueError(f"--counts {self.path}: its columns ({', '.join(rows[0][1:])}) "
                                  f"are not this model's classes; name another file")
-            self.rows = {row[0]: row for row in rows[1:]}
+            self.rows = {row[0]: row for row in rows[1:] if row}  # blank lines: none
 
     def add(self, path: Path, name: str, pred: Prediction) -> None:
         """The row of ``path``, whose prediction is ``pred``."""

@@ -263,7 +263,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         ("--rank uncertainty", args.rank)) if given]
     if seg.labels_only and wanted:
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
-    label_ids = benchmark_label_ids(args.label_ids, seg.class_names, args.checkpoint)
+    label_ids = (benchmark_label_ids(args.label_ids, seg.class_names, args.checkpoint)
+                 if args.label_ids else ())
     counts = ClassCounts(args.counts, seg.class_names) if args.counts else None
     # Created once the model is known to give what was asked: a refusal writes nothing.
     out_dir = prepare_output_folder(args.out)

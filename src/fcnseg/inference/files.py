@@ -298,12 +298,10 @@ BENCHMARK_LABEL_IDS = {"cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_LABEL_IDS)}
 _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 
 
-def benchmark_label_ids(benchmark: str | None, class_names: Sequence[str],
+def benchmark_label_ids(benchmark: str, class_names: Sequence[str],
                         source: object) -> tuple[int, ...]:
-    """Each class's label id in ``benchmark`` (:data:`BENCHMARK_LABEL_IDS`; None: none), refused
-    in one line naming the model's ``source`` where its classes are not the benchmark's."""
-    if not benchmark:
-        return ()
+    """Each class's label id in ``benchmark`` (:data:`BENCHMARK_LABEL_IDS`), refused in one
+    line naming the model's ``source`` where its classes are not the benchmark's."""
     classes, ids = BENCHMARK_LABEL_IDS[benchmark]
     if tuple(class_names) != classes:
         raise ValueError(f"--label-ids {benchmark}: {source} has other classes "
@@ -413,8 +411,7 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
     ``label_ids`` of the classes in ``files.label_ids``, pixels without data 0 (unlabeled)."""
     save_label_png(files.label, pred.label, palette)
     if files.label_ids is not None:
-        table = np.zeros(256, np.uint8)
-        table[:len(label_ids)] = label_ids
+        table = np.array([*label_ids, *[0] * (256 - len(label_ids))], np.uint8)  # no data: 0
         files.label_ids.parent.mkdir(parents=True, exist_ok=True)
         save_png(files.label_ids, table[pred.label])
     size = picture_size(*pred.label.shape[:2], style.max_side)

@@ -289,8 +289,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
 
 
 def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
-           where: tuple[Path, list[int], tuple[int, ...], ClassCounts | None],
-           tally: Tally) -> int:
+           where: tuple[Path, list[int], tuple[int, ...], ClassCounts | None], tally: Tally) -> int:
     """Every output of the ``plan`` (``where``: folder, heatmaps' classes, each class's label
     id in --label-ids' benchmark, the --counts rows); the exit status."""
     out_dir, heat_classes, label_ids, counts = where

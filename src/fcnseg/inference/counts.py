@@ -47,9 +47,8 @@ class ClassCounts:
         from its label PNG where there is one."""
         for path, label in inputs:
             if str(path) not in self.rows and label.is_file():
-                pred = Prediction(read_label_png(label), np.zeros((0, 0, 3), np.uint8),
-                                  class_names=self.class_names)
-                self.add(path, "", pred)
+                self.add(path, "", Prediction(read_label_png(label), np.zeros((0, 0, 3), np.uint8),
+                                              class_names=self.class_names))
         given = {str(path): None for path, _ in inputs}
         order = [p for p in self.rows if p not in given] + list(given)
         text = io.StringIO()

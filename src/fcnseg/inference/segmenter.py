@@ -583,11 +583,9 @@ def _stored_values(modality: str, source: Any, max_pixels: int | None
 
 def _ignored_pixels(mask: Any) -> tuple[np.ndarray, str] | None:
     """The pixels an ``ignore_mask`` leaves out (where it is 0) and how to name it."""
-    if mask is None:
-        return None
     if isinstance(mask, np.ndarray) and mask.ndim == 2:
-        return np.asarray(mask) == 0, "<array>"
-    return ~to_rgb_uint8(mask).any(axis=-1), str(mask)
+        return mask == 0, "<array>"
+    return None if mask is None else (~to_rgb_uint8(mask).any(axis=-1), str(mask))
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

@@ -1091,3 +1091,17 @@ def test_one_tile_setting_tiles_both_the_rasters_and_the_large_photos_of_a_run(
     assert seen["raster"] == TileSettings(*raster, batch_size=2)
     photo_tiles = seen["segmenter"].photo_tiles
     assert (photo_tiles.tile, photo_tiles.overlap) == photo
+
+
+def test_label_ids_given_with_a_raster_are_said_to_skip_it(tiny_checkpoint, smooth_image,
+                                                           tmp_path, capsys):
+    from fcnseg.cli.main import main
+    from fcnseg.data.cityscapes import CITYSCAPES_CLASSES
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint(list(CITYSCAPES_CLASSES))),
+                 str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--label-ids", "cityscapes"]) == 0
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "apply to images" in x]
+    assert "--label-ids apply to images, not to the 1 raster(s)" in line
+    assert not (tmp_path / "out" / "label_ids").exists()

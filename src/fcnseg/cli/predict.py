@@ -348,7 +348,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
 def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
     """One line when options that only images take were given with rasters."""
     given = [f"--{name.replace('_', '-')}" for name in (
-        "heatmaps", "heatmaps_present", "format", "rank", "counts", "ignore_mask")
+        "heatmaps", "heatmaps_present", "format", "rank", "counts", "ignore_mask", "label_ids")
         if getattr(args, name)]
     if given and plan.rasters and plan.is_main:
         none = "" if plan.images or not (args.format or args.rank) else \

@@ -59,6 +59,18 @@ def test_a_checkpoints_build_kwargs_rebuild_its_models_convention(tmp_path: Path
     assert rebuilt.input_convention == NYUD_BGR
 
 
+def test_an_older_checkpoints_build_kwargs_rebuild_its_models_convention(tmp_path: Path) -> None:
+    model = _model()
+    model.input_convention = NYUD_BGR
+    older = torch.load(save_checkpoint(tmp_path / "m.pt", model, class_names=NAMES),
+                       weights_only=True)
+    del older["model"]["build_kwargs"]["input_convention"]  # as written before it was recorded
+    torch.save(older, tmp_path / "old.pt")
+    ckpt = load_checkpoint(tmp_path / "old.pt")
+    rebuilt = build_model(ckpt["model"]["arch"], **ckpt["model"]["build_kwargs"])
+    assert rebuilt.input_convention == NYUD_BGR
+
+
 def test_port_checkpoint_is_read_as_a_caffe_voc_model(tmp_path: Path) -> None:
     model = fcn8s(width=0.0625, fc_channels=8)
     path = tmp_path / "model_best.pth.tar"

@@ -283,6 +283,8 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
         if ckpt.get("format") != FORMAT:
             ckpt = _from_port(path, ckpt)
     _check_metadata(source["config"] if source else path, ckpt, in_config=source is not None)
+    desc = ckpt["model"]  # build_kwargs of older files lack the convention the model records
+    desc["build_kwargs"] = {"input_convention": desc["input_convention"], **desc["build_kwargs"]}
     ckpt["path"] = str(path)
     if source is not None:  # errors name the user's files, not the cached copy at ``path``
         ckpt["source"] = source

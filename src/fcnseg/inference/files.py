@@ -412,8 +412,7 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
     save_label_png(files.label, pred.label, palette)
     if files.label_ids is not None:
         table = np.array([*label_ids, *[0] * (256 - len(label_ids))], np.uint8)  # no data: 0
-        files.label_ids.parent.mkdir(parents=True, exist_ok=True)
-        save_png(files.label_ids, table[pred.label])
+        save_png(files.label_ids, table[pred.label])  # its folder made as it is written
     size = picture_size(*pred.label.shape[:2], style.max_side)
     photo = shrunk(pred.image, size)
     if files.overlay is not None:

@@ -99,3 +99,13 @@ def test_a_counts_file_of_other_classes_is_refused(make_checkpoint, photos, tmp_
     assert capsys.readouterr().err.strip() == (
         f"fcnseg predict: error: --counts {table}: its columns (road, car, (no data)) are not "
         f"this model's classes; name another file")
+
+
+def test_a_folder_given_as_the_counts_file_is_refused_before_segmenting(make_checkpoint, photos,
+                                                                        tmp_path, capsys):
+    (tmp_path / "counts").mkdir()
+    assert predict(make_checkpoint("same"), photos, tmp_path / "out", "--counts",
+                   str(tmp_path / "counts")) == 2
+    assert not (tmp_path / "out").exists()
+    assert capsys.readouterr().err.strip() == (
+        f"fcnseg predict: error: --counts {tmp_path / 'counts'}: a folder; name a CSV file")

@@ -24,16 +24,17 @@ class ClassCounts:
 
     def __init__(self, path: Path, class_names: Sequence[str]) -> None:
         self.path = Path(path)
-        self.class_names = tuple(class_names)
         self.header = ["path", *class_names, NO_DATA]
-        self.rows: dict[str, list[str]] = {}
+        if self.path.is_dir():  # refused now, not once every image is segmented
+            raise ValueError(f"--counts {self.path}: a folder; name a CSV file")
+        rows: list[list[str]] = []
         if self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
-            if rows and rows[0] != self.header:
-                raise ValueError(f"--counts {self.path}: its columns ({', '.join(rows[0][1:])}) "
-                                 f"are not this model's classes; name another file")
-            self.rows = {row[0]: row for row in rows[1:] if row}  # blank lines: none
+        if rows and rows[0] != self.header:
+            raise ValueError(f"--counts {self.path}: its columns ({', '.join(rows[0][1:])}) "
+                             f"are not this model's classes; name another file")
+        self.rows = {row[0]: row for row in rows[1:] if row}  # blank lines: none
 
     def add(self, path: Path, name: str, pred: Prediction) -> None:
         """The row of ``path``, whose prediction is ``pred``."""
@@ -48,7 +49,7 @@ class ClassCounts:
         for path, label in inputs:
             if str(path) not in self.rows and label.is_file():
                 self.add(path, "", Prediction(read_label_png(label), np.zeros((0, 0, 3), np.uint8),
-                                              class_names=self.class_names))
+                                              class_names=self.header[1:-1]))
         given = {str(path): None for path, _ in inputs}
         order = [p for p in self.rows if p not in given] + list(given)
         text = io.StringIO()

@@ -428,6 +428,20 @@ def test_an_ignore_mask_leaves_the_hood_out_of_the_labels_and_the_overlay(
     np.testing.assert_array_equal(overlay[-10:], smooth_image[-10:])  # the photo's colours
 
 
+def test_an_ignore_mask_of_another_size_than_the_first_image_stops_in_one_line(
+    make_checkpoint, smooth_image, tmp_path, capsys
+) -> None:
+    (tmp_path / "frames").mkdir()
+    for k in range(3):
+        Image.fromarray(smooth_image).save(tmp_path / "frames" / f"f{k}.png")
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "hood.png")
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "frames"), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--ignore-mask", str(tmp_path / "hood.png")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"frames{os.sep}f0.png: ignore mask {tmp_path / 'hood.png'} is 30×30 pixels" in line
+
+
 def test_label_ids_cityscapes_writes_label_ids_named_as_the_benchmark_takes_them(
     tiny_checkpoint, smooth_image, tmp_path
 ) -> None:

@@ -26,7 +26,7 @@ from fcnseg.inference.files import (
 )
 from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
 from fcnseg.inference.prefetch import segment_files as segment_files  # re-exported
-from fcnseg.inference.segmenter import Segmenter
+from fcnseg.inference.segmenter import IgnoreMaskSizeError, Segmenter
 from fcnseg.inference.visualize import PictureStyle
 
 #: ``report(line)``: where a run's one-line messages go.
@@ -207,8 +207,21 @@ def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_
                                     return_probs=options.probs_wanted, read_workers=workers)
         if warn is not None:
             predictions = _with_warnings(predictions, segmenter, warn)
-    yield from write_predictions(predictions, out_dir, segmenter.palette, options,
-                                 workers=workers, pending=2 * batch_size)
+    yield from write_predictions(_refusing_an_unfit_mask(predictions), out_dir,
+                                 segmenter.palette, options, workers=workers,
+                                 pending=2 * batch_size)
+
+
+def _refusing_an_unfit_mask(predictions: Iterator[tuple[Path, str, Any]]
+                            ) -> Iterator[tuple[Path, str, Any]]:
+    """``predictions`` as they come; an ignore mask of another size than the first image
+    segmented is raised in one line (it would fail on every frame of a video)."""
+    fitted = False
+    for path, name, pred in predictions:
+        if isinstance(pred, IgnoreMaskSizeError) and not fitted:
+            raise IgnoreMaskSizeError(f"{path}: {pred}") from None
+        fitted = fitted or not isinstance(pred, Exception)
+        yield path, name, pred
 
 
 def _with_warnings(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segmenter,

@@ -101,6 +101,10 @@ class Prediction:
         return [int(c) for c in np.unique(self.label)]
 
 
+class IgnoreMaskSizeError(ValueError):
+    """An ``ignore_mask`` of another size than the image it is to leave pixels out of."""
+
+
 @dataclass(frozen=True)
 class SegmenterOptions:
     """How a :class:`Segmenter` runs: the keyword options of :class:`Segmenter` and
@@ -475,9 +479,9 @@ class Segmenter:
             return missing
         ignored, source = self.ignored_pixels
         if ignored.shape != array.shape[:2]:
-            raise ValueError(f"ignore mask {source} is {ignored.shape[1]}×{ignored.shape[0]} "
-                             f"pixels, the image {array.shape[1]}×{array.shape[0]}: give a mask "
-                             f"of the images' size")
+            raise IgnoreMaskSizeError(
+                f"ignore mask {source} is {ignored.shape[1]}×{ignored.shape[0]} pixels, the "
+                f"image {array.shape[1]}×{array.shape[0]}: give a mask of the images' size")
         return ignored if missing is None else missing | ignored
 
     def _neutral(self, array: np.ndarray, missing: np.ndarray | None) -> np.ndarray:

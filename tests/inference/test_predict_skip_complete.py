@@ -180,3 +180,20 @@ def test_a_run_stopped_by_sigterm_says_what_it_wrote_and_resumes(capsys, checkpo
     summary, _ = predict(capsys, checkpoint, photos, out, "--skip-complete")
     assert summary.endswith("; 1 complete already, skipped")
     assert summary.startswith("wrote outputs for 1 of 2 input(s)")
+
+
+def test_a_sigterm_during_the_last_image_ends_the_run_as_finished(capsys, checkpoint, photos,
+                                                                tmp_path, monkeypatch):
+    import fcnseg.cli.predict as predict_cli
+
+    files = predict_cli.predict_files
+
+    def stopped_during_the_last(*args, **kwargs):
+        *before, last = files(*args, **kwargs)
+        yield from before
+        os.kill(os.getpid(), signal.SIGTERM)  # as the last image is segmented
+        yield last
+
+    monkeypatch.setattr(predict_cli, "predict_files", stopped_during_the_last)
+    summary, _ = predict(capsys, checkpoint, photos, tmp_path / "out")
+    assert summary.startswith("wrote outputs for 2 of 2 input(s)")

@@ -414,7 +414,7 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
         for outcome in outcomes:
             bar.update(1, failed=outcome.problem is not None)
             tally.count(outcome.problem, _report)
-            if stop.signum is not None:
+            if stop.signum is not None and bar.done < len(plan.images):  # else none is left
                 return stop.signum
     if plan.world_size > 1:  # one closing line for every process
         shares = plan.gather((bar.done - bar.failed, bar.failed, bar.elapsed()))

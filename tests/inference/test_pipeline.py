@@ -170,3 +170,15 @@ def test_images_of_a_single_pixel_value_are_named_in_one_line(segmenter, smooth_
     [line] = lines
     assert line.startswith("2 image(s) of one pixel value throughout")
     assert line.endswith(f": {tmp_path / 'in' / 'b_black.png'}, {tmp_path / 'in' / 'c_blank.png'}")
+
+
+def test_the_line_naming_uniform_images_names_five_and_counts_the_rest(segmenter, tmp_path):
+    (tmp_path / "in").mkdir()
+    for k in range(7):  # the black frames of a video
+        Image.new("RGB", (48, 40)).save(tmp_path / "in" / f"f{k}.png")
+    inputs, _ = collect_inputs([str(tmp_path / "in")])
+    (tmp_path / "out").mkdir()
+    lines = []
+    list(predict_files(segmenter, inputs, tmp_path / "out", batch_size=4, warn=lines.append))
+    [line] = lines
+    assert line.endswith(f"{tmp_path / 'in' / 'f4.png'} and 2 more")

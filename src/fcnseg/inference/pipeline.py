@@ -237,8 +237,9 @@ def _with_warnings(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segm
                 uniform.append(str(path))
         yield path, name, pred
     if uniform:
+        more = f" and {len(uniform) - 5} more" if len(uniform) > 5 else ""
         warn(f"{len(uniform)} image(s) of one pixel value throughout (all black or a single "
-             f"colour), whose labels say nothing of a scene: {', '.join(uniform)}")
+             f"colour), whose labels say nothing of a scene: {', '.join(uniform[:5])}{more}")
 
 
 @dataclass(frozen=True)

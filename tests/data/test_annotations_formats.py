@@ -787,6 +787,14 @@ def test_a_first_label_named_like_background_that_shapes_draw_is_said_to_join_cl
         f"with --rename unlabeled=NAME)"]
 
 
+def test_the_rename_that_keeps_class_0_apart_is_quoted_for_the_shell(tmp_path: Path) -> None:
+    said: list[str] = []
+    src = cvat_source(tmp_path, CVAT_XML.replace("road", "void "))
+    import_annotations("cvat", src, tmp_path / "out", report=said.append)
+    [line] = [line for line in said if "is drawn by" in line]
+    assert line.endswith("(import with --rename 'void =NAME')")
+
+
 def test_cvat_mask_labelmap_of_two_labels_of_one_colour_is_refused_in_one_line(
         tmp_path: Path) -> None:
     src = cvat_mask_export(tmp_path, "background:0,0,0::\ncar:250,50,83::\n"

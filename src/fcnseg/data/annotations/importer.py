@@ -628,7 +628,8 @@ def background_aliases(found: Annotations, labels: LabelSet, src: Path, of: str 
     if drawn and zero != BACKGROUND_LABEL and background_indices([zero]) == [0]:
         lines.append(f"{printable(src)}: label {zero!r}, class 0{of}, is drawn by {drawn} "
                      f"shape(s): its pixels join class 0 with the pixels no shape draws; to "
-                     f"keep them apart, give it another name (import with --rename {zero}=NAME)")
+                     f"keep them apart, give it another name (import with --rename "
+                     f"{shlex.quote(f'{zero}=NAME')})")
     return lines
 
 

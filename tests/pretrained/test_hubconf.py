@@ -31,6 +31,13 @@ def test_torch_hub_gives_an_untrained_model_class_names_and_a_palette() -> None:
     assert five.class_names == [f"class_{i}" for i in range(5)] and len(five.palette) == 256
 
 
+def test_torch_hub_gives_an_untrained_model_of_40_classes_nyudv2s_names() -> None:
+    from fcnseg.data import NYUD_CLASSES
+    model = torch.hub.load(str(REPO), "fcn32s", source="local", num_classes=40, width=WIDTH,
+                           fc_channels=FC)
+    assert model.class_names == list(NYUD_CLASSES)
+
+
 def test_torch_hub_pretrained_uses_the_cached_reference_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sd = random_fcn_state_dict("fcn8s", 21)

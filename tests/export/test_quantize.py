@@ -244,6 +244,15 @@ def test_data_arguments_name_folders_datasets_or_the_recipes_validation_set(tmp_
         parse_data(str(tmp_path / "missing" / "images"))
 
 
+def test_a_dataset_spec_item_without_a_value_is_named_after_the_dataset_name() -> None:
+    from fcnseg.cli.quantize import parse_data
+
+    with pytest.raises(ValueError) as caught:
+        parse_data("voc:root=data,split")
+    assert str(caught.value) == (
+        "voc:root=data,split: expected KEY=VALUE after the dataset name, got 'split'")
+
+
 def _largest_int8_weight(path: Path) -> int:
     proto = onnx.load(str(path))
     return max(int(np.abs(onnx.numpy_helper.to_array(t).astype(np.int32)).max())

@@ -396,7 +396,7 @@ def add_data_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
 def data_fields(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     """The dataset that ``--dataset`` or ``--data name=`` names (None: neither) and the other
     ``--data KEY=VALUE`` fields, their values read as YAML."""
-    fields = yaml_fields(args.data, "--data")
+    fields = yaml_fields(args.data, "--data: expected KEY=VALUE")
     name = fields.pop("name", None)
     if name is None:
         return args.dataset, fields
@@ -409,13 +409,13 @@ def data_fields(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
 
 
 def yaml_fields(items: Iterable[str], where: str) -> dict[str, Any]:
-    """``KEY=VALUE`` items as a dict, each value read as YAML; a ValueError naming ``where``
-    for an item that is not ``KEY=VALUE``."""
+    """``KEY=VALUE`` items as a dict, each value read as YAML; a ValueError ``where``, then
+    the item, for an item that is not ``KEY=VALUE``."""
     fields: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{where}: expected KEY=VALUE, got {item!r}")
+            raise ValueError(f"{where}, got {item!r}")
         fields[key.strip()] = yaml.safe_load(value)
     return fields
 

@@ -95,8 +95,9 @@ def parse_data(text: str, *, recipe_val: dict[str, Any] | None = None,
     name, _, rest = text.partition(":")
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"{text}: no such folder, and not a dataset spec NAME[:KEY=VALUE,...]")
-    return {"name": name, **options.yaml_fields(filter(None, map(str.strip, rest.split(","))),
-                                                text)}
+    items = filter(None, map(str.strip, rest.split(",")))
+    return {"name": name, **options.yaml_fields(
+        items, f"{text}: expected KEY=VALUE after the dataset name")}
 
 
 def _spread(count: int, limit: int) -> list[int]:

@@ -22,7 +22,7 @@ dependencies = ["torch", "numpy", "PIL", "yaml"]
 
 def _model(arch: str, published: str, pretrained: bool, progress: bool, **kwargs: Any) -> Any:
     from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
-    from fcnseg.data import NYUD_CLASSES, PASCAL_CONTEXT_CLASSES
+    from fcnseg.data import NYUD_CLASSES, PASCAL_CONTEXT_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
     from fcnseg.data.palette import VOC_CLASSES, dataset_palette
     from fcnseg.models import build_model
     from fcnseg.pretrained.fetch import fetch_pretrained
@@ -30,7 +30,8 @@ def _model(arch: str, published: str, pretrained: bool, progress: bool, **kwargs
     if not pretrained:  # the classes of the dataset its class count is, else class_0 ...
         model = build_model(arch, **kwargs)
         n = model.num_classes
-        known = {21: VOC_CLASSES, 40: NYUD_CLASSES, 60: PASCAL_CONTEXT_CLASSES}
+        known = {21: VOC_CLASSES, 33: SIFTFLOW_SEMANTIC_CLASSES, 40: NYUD_CLASSES,
+                 60: PASCAL_CONTEXT_CLASSES}
         model.class_names = list(known.get(n, [f"class_{i}" for i in range(n)]))
         model.palette = dataset_palette(model.class_names).tolist()
         return model

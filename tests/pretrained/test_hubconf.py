@@ -38,6 +38,13 @@ def test_torch_hub_gives_an_untrained_model_of_40_classes_nyudv2s_names() -> Non
     assert model.class_names == list(NYUD_CLASSES)
 
 
+def test_torch_hub_gives_an_untrained_model_of_33_classes_sift_flows_names() -> None:
+    from fcnseg.data import SIFTFLOW_SEMANTIC_CLASSES
+    model = torch.hub.load(str(REPO), "fcn32s", source="local", num_classes=33, width=WIDTH,
+                           fc_channels=FC)
+    assert model.class_names == list(SIFTFLOW_SEMANTIC_CLASSES)
+
+
 def test_torch_hub_pretrained_uses_the_cached_reference_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sd = random_fcn_state_dict("fcn8s", 21)

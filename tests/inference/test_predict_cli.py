@@ -442,6 +442,18 @@ def test_an_ignore_mask_of_another_size_than_the_first_image_stops_in_one_line(
     assert f"frames{os.sep}f0.png: ignore mask {tmp_path / 'hood.png'} is 30×30 pixels" in line
 
 
+def test_an_unreadable_ignore_mask_is_refused_naming_the_option(
+    make_checkpoint, smooth_image, tmp_path, capsys
+) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "frame.png")
+    (tmp_path / "hood.png").write_bytes(b"not an image")
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "frame.png"), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--ignore-mask", str(tmp_path / "hood.png")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"fcnseg predict: error: --ignore-mask {tmp_path / 'hood.png'}: ")
+
+
 def test_label_ids_cityscapes_writes_label_ids_named_as_the_benchmark_takes_them(
     tiny_checkpoint, smooth_image, tmp_path
 ) -> None:

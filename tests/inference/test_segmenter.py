@@ -114,6 +114,13 @@ def test_an_ignore_mask_of_another_size_is_refused_naming_both_sizes(make_checkp
         seg.predict(smooth_image)
 
 
+def test_a_missing_ignore_mask_is_refused_naming_the_option(make_checkpoint, tmp_path) -> None:
+    mask = tmp_path / "nosuch.png"
+    with pytest.raises(ValueError) as caught:
+        Segmenter.from_checkpoint(make_checkpoint("same"), ignore_mask=mask)
+    assert str(caught.value) == f"ignore_mask {mask}: no such file"
+
+
 def test_predict_batch_keeps_order_across_sizes(segmenter, smooth_image) -> None:
     images = [smooth_image, smooth_image[:40, :56], np.ascontiguousarray(smooth_image[::-1]),
               smooth_image[:40, :56].copy()]

@@ -18,6 +18,7 @@ from fcnseg.cli import options
 from fcnseg.cli.progress import Progress, closing_text
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.annotations.labelstudio import picture_urls
+from fcnseg.data.images import ImageError
 from fcnseg.engine.distributed import (
     DistInfo,
     all_gather_objects,
@@ -253,10 +254,13 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         raise ValueError("--format, --rank and --counts gather every image into one file: run "
                          "them in one process, not under torchrun")
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-    seg = Segmenter.from_checkpoint(args.checkpoint,
-                                    device=ranks.device if ranks.distributed else args.device,
-                                    **running, precision=args.precision, **limits,
-                                    ignore_mask=args.ignore_mask)
+    try:
+        seg = Segmenter.from_checkpoint(args.checkpoint,
+                                        device=ranks.device if ranks.distributed else args.device,
+                                        **running, precision=args.precision, **limits,
+                                        ignore_mask=args.ignore_mask)
+    except ImageError as e:  # the mask named by its option
+        raise ImageError(e.source.replace("ignore_mask ", "--ignore-mask ", 1), e.problem) from None
     wanted = [name for name, given in (  # the options given that need probabilities
         ("--probs", args.probs), ("--uncertainty", args.uncertainty or args.uncertainty_kind),
         ("--heatmaps", args.heatmaps), ("--heatmaps-present", args.heatmaps_present),

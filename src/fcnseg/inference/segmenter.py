@@ -21,7 +21,7 @@ from torch import nn
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.bit_depth import dim_sixteen_bit_warning
-from fcnseg.data.images import read_samples
+from fcnseg.data.images import ImageError, read_samples
 from fcnseg.data.modalities import modality_problem
 from fcnseg.data.rasters import display_rgb, fill_nodata
 from fcnseg.dataset_paths import training_folders
@@ -589,7 +589,10 @@ def _ignored_pixels(mask: Any) -> tuple[np.ndarray, str] | None:
     """The pixels an ``ignore_mask`` leaves out (where it is 0) and how to name it."""
     if isinstance(mask, np.ndarray) and mask.ndim == 2:
         return mask == 0, "<array>"
-    return None if mask is None else (~to_rgb_uint8(mask).any(axis=-1), str(mask))
+    try:
+        return None if mask is None else (~to_rgb_uint8(mask).any(axis=-1), str(mask))
+    except ImageError as e:  # one line naming the option
+        raise ImageError(f"ignore_mask {e.source}", e.problem) from None
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

@@ -105,12 +105,13 @@ def test_a_labels_out_graph_answers_probabilities_of_exactly_0_and_1() -> None:
     # Its graph knows only the labels: fcnseg's probabilities (heatmaps, uncertainty,
     # evaluate's calibration) must then say "certain", not softmax([1, 0, 0]) = 0.58.
     from fcnseg.conventions import get_convention
-    from fcnseg.models.exported import ArtifactModel
+    from fcnseg.models.exported import ArtifactInfo, ArtifactModel
 
     labels = torch.tensor([[[0, 2], [1, 1]]], dtype=torch.uint8)
-    model = ArtifactModel(lambda x: labels, runtime="onnxruntime", arch="fcn8s", geometry=None,
-                          num_classes=3, convention=get_convention("torchvision_rgb"),
-                          raw_pixels=True, labels_out=True, precision="int8")
+    info = ArtifactInfo(runtime="onnxruntime", arch="fcn8s", geometry=None, num_classes=3,
+                        convention=get_convention("torchvision_rgb"), raw_pixels=True,
+                        labels_out=True, precision="int8")
+    model = ArtifactModel(lambda x: labels, info)
     probs = model(torch.zeros(1, 3, 2, 2)).softmax(1)
     assert torch.equal(probs.argmax(1), labels.long())
     assert torch.equal(probs, torch.nn.functional.one_hot(labels.long(), 3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,31 +34,47 @@ from fcnseg.weightfiles.artifacts import (
 LABEL_LOGIT = 1000.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class ArtifactInfo:
+    """What an exported file records of its model, and the runtime that runs it; ``head_classes``
+    is ``{head: number of classes}`` of a model of several heads."""
+
+    runtime: str
+    arch: str
+    geometry: str | None
+    num_classes: int
+    convention: InputConvention
+    raw_pixels: bool
+    labels_out: bool
+    precision: str
+    input_names: tuple[str, ...] = ("color",)
+    head_classes: Mapping[str, int] | None = None
+
+
 class ArtifactModel(nn.Module):
     """An exported model behind a PyTorch module's interface: raw N×3×H×W input (or
     ``{modality: input}``), N×C×H×W float32 logits (or ``{head: logits}``), with ``arch``,
     ``num_classes``, ``input_convention``, ``preprocess``; ``runtime`` (``"onnxruntime"`` or
-    ``"torchscript"``) and ``precision`` (``"int8"`` or ``"fp32"``, whatever autocast says)."""
+    ``"torchscript"``) and ``precision`` (``"int8"`` or ``"fp32"``, whatever autocast says),
+    as its :class:`ArtifactInfo` records them."""
 
-    def __init__(self, run: Any, *, runtime: str, arch: str, geometry: str | None,
-                 num_classes: int, convention: InputConvention, raw_pixels: bool,
-                 labels_out: bool, precision: str, input_names: tuple[str, ...] = ("color",),
-                 head_classes: Mapping[str, int] | None = None) -> None:
+    def __init__(self, run: Any, info: ArtifactInfo) -> None:
         super().__init__()
         self._run = run
-        self.runtime = runtime
-        self.arch = arch
-        self.geometry = geometry
-        self.num_classes = int(num_classes)
-        self.input_convention = convention
-        self.input_names = tuple(input_names)
-        self.head_classes = dict(head_classes or {})
+        self.runtime = info.runtime
+        self.arch = info.arch
+        self.geometry = info.geometry
+        self.num_classes = int(info.num_classes)
+        self.input_convention = info.convention
+        self.input_names = tuple(info.input_names)
+        self.head_classes = dict(info.head_classes or {})
         #: What the file does to raw pixels: inside its graph (``raw_pixels``), else here.
-        self.preprocess = Preprocess(self.input_names, convention)
-        self.raw_pixels = raw_pixels
-        self.labels_out = labels_out
-        self.precision = precision
-        self.optimizations = [f"runtime: {runtime}" + (" int8" if precision == "int8" else "")]
+        self.preprocess = Preprocess(self.input_names, info.convention)
+        self.raw_pixels = info.raw_pixels
+        self.labels_out = info.labels_out
+        self.precision = info.precision
+        self.optimizations = [f"runtime: {info.runtime}"
+                              + (" int8" if info.precision == "int8" else "")]
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
         device = first_of(x).device
@@ -86,9 +103,9 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
     onnx = art["kind"] == "onnx"
     heads = fields_of(ckpt["classes"].get("heads"))
-    return ArtifactModel(
-        _onnx_runner(path, threads, art.get("output_names")) if onnx
-        else _torchscript_runner(path),
+    run = (_onnx_runner(path, threads, art.get("output_names")) if onnx
+           else _torchscript_runner(path))
+    return ArtifactModel(run, ArtifactInfo(
         runtime="onnxruntime" if onnx else "torchscript", arch=str(ckpt["model"]["arch"]),
         geometry=ckpt["model"]["build_kwargs"].get("geometry"),
         num_classes=int(ckpt["model"]["build_kwargs"]["num_classes"]),
@@ -98,7 +115,7 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
         precision="int8" if quantized else "fp32",
         input_names=tuple(art.get("input_names") or ("color",)),
         head_classes={h: len(names) for h, names in heads.items()},
-    ).eval()
+    )).eval()
 
 
 def int8_dot_products(flags: Iterable[str] | None = None) -> bool:

@@ -563,6 +563,45 @@ def test_a_raster_complete_from_an_earlier_run_is_counted_as_skipped(make_checkp
             and "; 1 complete already, skipped" in out)
 
 
+def test_a_raster_run_stopped_by_sigterm_says_so_in_one_line_and_resumes(
+        make_checkpoint, smooth_image, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    import fcnseg.inference.rasters as rasters_module
+    from fcnseg.cli.main import main
+
+    made = rasters_module.segmenter_tile_fn
+
+    def stopped_at_the_first_tile(*args):  # as `timeout` or Kubernetes stop a run
+        run = made(*args)
+
+        def tiles(batch):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return run(batch)
+        return tiles
+
+    def unhandled(signum, frame):
+        raise RuntimeError("SIGTERM not handled: the process would end silently")
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    out = tmp_path / "out"
+    args = ["predict", "--checkpoint", str(make_checkpoint("same")), str(tmp_path / "scene.tif"),
+            "--out", str(out), "--no-progress"]
+    monkeypatch.setattr(rasters_module, "segmenter_tile_fn", stopped_at_the_first_tile)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        assert main(args) == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"fcnseg predict: stopped by signal 15; wrote the outputs of 0 image(s) to {out}; run "
+        f"the same command to write the rest")
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert "wrote outputs for 1 of 1 input(s)" in capsys.readouterr().out
+
+
 def other_model() -> nn.Module:
     """Another model of the same classes (other weights): other labels on the scene."""
     model = local_model()

@@ -335,14 +335,16 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     _note_raster_options(args, plan)
     tiles = replace(seg.tiles, batch_size=args.batch_size, probs=args.probs,
                     uncertainty=bool(kinds))
-    bar = partial(Progress, unit="tile", off=args.no_progress)
-    segment_rasters(seg, plan, out_dir, RasterRun(tiles, ids, style, _report, bar), tally)
-    stopped = _segment_images(args, seg, plan, (out_dir, outputs), tally)
+    run = RasterRun(tiles, ids, style, _report, partial(Progress, unit="tile",
+                                                        off=args.no_progress))
+    stopped = (_segment_rasters(seg, plan, (out_dir, run), tally)
+               or _segment_images(args, seg, plan, (out_dir, outputs), tally))
     if counts is not None:
         counts.write(every)
     if stopped is not None:  # as train says it: what was written, how to go on
         _report(f"stopped by signal {stopped}; wrote the outputs of {tally.written} image(s) "
-                f"to {out_dir}; run the same command with --skip-complete to write the rest")
+                f"to {out_dir}; run the same command{' with --skip-complete' * bool(plan.images)}"
+                f" to write the rest")
         return 128 + stopped
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
@@ -400,6 +402,19 @@ def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=unblended, heatmap_over_photo=args.heatmap_over_photo,
         max_side=args.picture_max_side, overlay=args.overlay)
+
+
+def _segment_rasters(seg: Segmenter, plan: Plan, where: tuple[Path, RasterRun],
+                     tally: Tally) -> int | None:
+    """Each raster by tiles; the signal (SIGINT, SIGTERM) that stopped it, if one did (the
+    rows written are kept: the same command goes on from there)."""
+    with StopRequest(at_once=True) as stop:
+        try:
+            segment_rasters(seg, plan, *where, tally)
+        except KeyboardInterrupt:
+            if stop.signum is None:
+                raise
+    return stop.signum
 
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,

@@ -18,14 +18,17 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopRequest:
     """SIGINT/SIGTERM set :attr:`signum`, which the loop checks between iterations; a second
-    SIGINT interrupts at once. The previous handlers come back on exit, except after an error
-    for which ``ignore_after(error)`` is true: both signals are then ignored so that the
-    process can report it (torchrun sends SIGTERM to the others when one fails)."""
+    SIGINT interrupts at once; with ``at_once``, the first signal of either does (a
+    KeyboardInterrupt, :attr:`signum` set), for work that no loop here checks between steps.
+    The previous handlers come back on exit, except after an error for which
+    ``ignore_after(error)`` is true: both signals are then ignored so that the process can
+    report it (torchrun sends SIGTERM to the others when one fails)."""
 
-    def __init__(self, ignore_after: Callable[[BaseException], bool] | None = None) -> None:
+    def __init__(self, ignore_after: Callable[[BaseException], bool] | None = None,
+                 at_once: bool = False) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
-        self._ignore_after = ignore_after
+        self._ignore_after, self._at_once = ignore_after, at_once
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -34,7 +37,8 @@ class StopRequest:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
+        if self._at_once or self.signum is not None and signum == signal.SIGINT:
+            self.signum = self.signum or signum
             raise KeyboardInterrupt
         self.signum = signum
 

@@ -920,16 +920,23 @@ def test_classes_no_shape_of_the_import_draws_are_named_in_one_line(tmp_path: Pa
         f"keep"]
 
 
-def test_label_studio_reimport_naming_pictures_apart_sets_their_earlier_mask_aside(
-        tmp_path: Path) -> None:
+def _reimported_apart(tmp_path: Path):
+    """A Label Studio project of one IMG_0001.jpg imported, then again with a second
+    IMG_0001.jpg of another folder: the dataset folder and the two imports' reports."""
     urls = ["/data/local-files/?d=site_a/IMG_0001.jpg", "/data/local-files/?d=site_b/IMG_0001.jpg"]
     for sub in ("site_a", "site_b"):
         picture(tmp_path / "photos" / sub / "IMG_0001.jpg")
     options, out = ImportOptions(images=tmp_path / "photos", val_fraction=0), tmp_path / "out"
     earlier = import_annotations("labelstudio", label_studio_sites(tmp_path, urls[:1]), out,
                                  options)
+    return out, earlier, import_annotations("labelstudio", label_studio_sites(tmp_path, urls),
+                                            out, options)
+
+
+def test_label_studio_reimport_naming_pictures_apart_sets_their_earlier_mask_aside(
+        tmp_path: Path) -> None:
+    out, earlier, report = _reimported_apart(tmp_path)
     assert earlier.written == ["IMG_0001"]  # its name was its own then
-    report = import_annotations("labelstudio", label_studio_sites(tmp_path, urls), out, options)
     assert sorted(report.written) == ["site_a__IMG_0001", "site_b__IMG_0001"]
     assert sorted(p.stem for p in (out / "masks").iterdir()) == sorted(report.written)
     assert [p.stem for p in (out / "stale_masks").iterdir()] == ["IMG_0001"]
@@ -939,11 +946,6 @@ def test_label_studio_reimport_naming_pictures_apart_sets_their_earlier_mask_asi
 
 def test_label_studio_reimport_naming_pictures_apart_sets_their_earlier_picture_aside(
         tmp_path: Path) -> None:
-    urls = ["/data/local-files/?d=site_a/IMG_0001.jpg", "/data/local-files/?d=site_b/IMG_0001.jpg"]
-    for sub in ("site_a", "site_b"):
-        picture(tmp_path / "photos" / sub / "IMG_0001.jpg")
-    options, out = ImportOptions(images=tmp_path / "photos", val_fraction=0), tmp_path / "out"
-    import_annotations("labelstudio", label_studio_sites(tmp_path, urls[:1]), out, options)
-    report = import_annotations("labelstudio", label_studio_sites(tmp_path, urls), out, options)
+    out, _, report = _reimported_apart(tmp_path)
     assert sorted(p.stem for p in (out / "images").iterdir()) == sorted(report.written)
     assert [p.name for p in (out / "stale_images").iterdir()] == ["IMG_0001.jpg"]

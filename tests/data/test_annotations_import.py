@@ -615,13 +615,19 @@ def test_writing_an_image_keeps_the_picture_of_a_name_it_begins(tmp_path: Path) 
     assert sorted(p.stem for p in (tmp_path / "out" / "images").iterdir()) == ["a", "a.b"]
 
 
-def test_importing_more_without_a_val_fraction_keeps_the_one_the_split_was_made_with(
-        tmp_path: Path, capsys) -> None:
+def _imported_at_half(tmp_path: Path) -> Path:
+    """Eight labelme images imported with --val-fraction 0.5; the dataset folder."""
     out = tmp_path / "ds"
     for k in range(8):
         labelme_file(tmp_path / "src", f"img{k}", ["cell"])
     assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out),
                  "--val-fraction", "0.5"]) == 0
+    return out
+
+
+def test_importing_more_without_a_val_fraction_keeps_the_one_the_split_was_made_with(
+        tmp_path: Path, capsys) -> None:
+    out = _imported_at_half(tmp_path)
     val = (out / "val.txt").read_text()
     assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out)]) == 0
     assert "changed split" not in capsys.readouterr().out
@@ -630,11 +636,7 @@ def test_importing_more_without_a_val_fraction_keeps_the_one_the_split_was_made_
 
 def test_importing_more_with_another_val_fraction_splits_again_with_a_warning(
         tmp_path: Path, capsys) -> None:
-    out = tmp_path / "ds"
-    for k in range(8):
-        labelme_file(tmp_path / "src", f"img{k}", ["cell"])
-    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out),
-                 "--val-fraction", "0.5"]) == 0
+    out = _imported_at_half(tmp_path)
     assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out),
                  "--val-fraction", "0.2"]) == 0
     assert "changed split" in capsys.readouterr().out

@@ -32,6 +32,13 @@ def rows_of(path):
         return list(csv.reader(f))
 
 
+def first_run(checkpoint, photos, tmp_path):
+    """A run with ``--counts``: its output folder, counts file and the file's rows."""
+    out, table = tmp_path / "out", tmp_path / "counts.csv"
+    assert predict(checkpoint, photos, out, "--counts", str(table)) == 0
+    return out, table, rows_of(table)
+
+
 def test_one_row_per_image_in_input_order_counts_each_class_by_name(
         make_checkpoint, photos, tmp_path, class_names):
     out, table = tmp_path / "out", tmp_path / "counts.csv"
@@ -59,9 +66,7 @@ def test_pixels_an_ignore_mask_leaves_out_count_as_no_data(make_checkpoint, phot
 
 def test_a_resumed_run_adds_the_missing_rows_and_repeats_none(make_checkpoint, photos,
                                                               tmp_path):
-    out, table = tmp_path / "out", tmp_path / "counts.csv"
-    assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 0
-    first = rows_of(table)
+    out, table, first = first_run(make_checkpoint("same"), photos, tmp_path)
     (out / "frame_000001_label.png").unlink()  # as a run stopped before that frame leaves it
     table.write_text("\n".join(",".join(row) for row in first[:2]) + "\n")
     assert predict(make_checkpoint("same"), photos, out, "--counts", str(table),
@@ -71,9 +76,7 @@ def test_a_resumed_run_adds_the_missing_rows_and_repeats_none(make_checkpoint, p
 
 def test_blank_lines_of_a_counts_file_edited_by_hand_are_passed_over(make_checkpoint, photos,
                                                                      tmp_path):
-    out, table = tmp_path / "out", tmp_path / "counts.csv"
-    assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 0
-    first = rows_of(table)
+    out, table, first = first_run(make_checkpoint("same"), photos, tmp_path)
     table.write_text(table.read_text() + "\n\n")  # as an editor may leave it
     assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 0
     assert rows_of(table) == first
@@ -81,9 +84,7 @@ def test_blank_lines_of_a_counts_file_edited_by_hand_are_passed_over(make_checkp
 
 def test_rows_of_frames_skipped_as_complete_come_from_their_label_pngs(make_checkpoint, photos,
                                                                       tmp_path):
-    out, table = tmp_path / "out", tmp_path / "counts.csv"
-    assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 0
-    first = rows_of(table)
+    out, table, first = first_run(make_checkpoint("same"), photos, tmp_path)
     table.unlink()
     assert predict(make_checkpoint("same"), photos, out, "--counts", str(table),
                    "--skip-complete") == 0

@@ -48,7 +48,7 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
         model = getattr(model_or_checkpoint, "module", model_or_checkpoint)
         if class_names is None:
             raise HubError("save_pretrained(model, ...) needs class_names")
-        names, pal, ignore = list(class_names), palette, ignore_index
+        names, pal, ignore, classes = list(class_names), palette, ignore_index, {}
         if pal is None:  # save_checkpoint's default: one model, one look
             pal = distinct_palette(names, ignore).tolist()
     else:
@@ -62,8 +62,7 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
         ignore = int(classes["ignore_index"])
         metrics = metrics if metrics is not None else ckpt.get("metrics")
     config = pretrained_config(model, names, pal, ignore, metrics, None)
-    if not isinstance(model_or_checkpoint, nn.Module):
-        config["classes"].update(class_extras_of(classes, names))
+    config["classes"].update(class_extras_of(classes, names))  # a model given has none
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_model_safetensors(folder / WEIGHTS_NAME, model, {"format": "pt"})

@@ -479,12 +479,15 @@ def build_model_from_checkpoint(ckpt: PathLike | Mapping[str, Any], *, load_weig
 
 def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any,
                       ignore_index: int, metrics: Mapping[str, Any] | None,
-                      source: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any]:
+                      source: Mapping[str, Any] | None, *,
+                      class_extras: Mapping[str, Any] | None = None,
+                      **extra: Any) -> dict[str, Any]:
     """The ``config.json`` of a pretrained folder (and the metadata of a ``.safetensors``
-    checkpoint) describing ``model`` with its classes, metrics, ``source`` and ``extra``
-    fields (a calibrated temperature)."""
+    checkpoint) describing ``model`` with its classes (and :func:`class_extras_of` those of
+    ``class_extras``), metrics, ``source`` and ``extra`` fields (a calibrated temperature)."""
     classes = _class_table(model, class_names, palette, ignore_index, HubError)
     desc = describe_model(model)
+    classes.update(class_extras_of(class_extras or {}, class_names))
     return {"format": CONFIG_FORMAT,
             **{k: desc[k] for k in ("arch", "build_kwargs", "input_convention")},
             "classes": classes, "metrics": dict(metrics or {}), "source": dict(source or {}),
@@ -520,8 +523,7 @@ def save_safetensors_checkpoint(
     :func:`save_checkpoint` takes it, and the ``extra`` fields: a calibrated temperature), so
     that ``--checkpoint FILE.safetensors`` works like a checkpoint."""
     config = pretrained_config(model, class_names, palette, ignore_index, metrics, source,
-                               **extra)
-    config["classes"].update(class_extras_of({"background": background}, class_names))
+                               class_extras={"background": background}, **extra)
     # A value JSON has no type for (a NumPy float metric) is refused, never stored as text.
     write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config)})
     return Path(path)
@@ -552,9 +554,8 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
     classes = ckpt["classes"]
     config = pretrained_config(model, classes["names"], classes["palette"],
                                int(classes["ignore_index"]), ckpt.get("metrics"),
-                               _converted_from(ckpt),
+                               _converted_from(ckpt), class_extras=classes,
                                **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})
-    config["classes"].update(class_extras_of(classes, config["classes"]["names"]))
     # What a checkpoint as loaded holds beyond JSON's types (a path, a tensor) is kept as text.
     write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
     return Path(path)

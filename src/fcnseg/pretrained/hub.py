@@ -20,7 +20,6 @@ from torch import nn
 from fcnseg.checkpoint import (
     as_checkpoint,
     build_model_from_checkpoint,
-    class_extras_of,
     load_checkpoint,
     pretrained_config,
     write_model_safetensors,
@@ -61,8 +60,7 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
         pal = palette if palette is not None else classes["palette"]
         ignore = int(classes["ignore_index"])
         metrics = metrics if metrics is not None else ckpt.get("metrics")
-    config = pretrained_config(model, names, pal, ignore, metrics, None)
-    config["classes"].update(class_extras_of(classes, names))  # a model given has none
+    config = pretrained_config(model, names, pal, ignore, metrics, None, class_extras=classes)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_model_safetensors(folder / WEIGHTS_NAME, model, {"format": "pt"})

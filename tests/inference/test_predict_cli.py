@@ -473,6 +473,21 @@ def test_label_ids_cityscapes_writes_label_ids_named_as_the_benchmark_takes_them
     np.testing.assert_array_equal(label_ids, np.array(CITYSCAPES_LABEL_IDS)[train_ids])
 
 
+def test_a_label_ids_file_never_overwrites_an_input(tiny_checkpoint, smooth_image, tmp_path,
+                                                   capsys) -> None:
+    from fcnseg.data.cityscapes import CITYSCAPES_CLASSES
+
+    out = tmp_path / "out"
+    (out / "label_ids").mkdir(parents=True)
+    Image.fromarray(smooth_image).save(out / "label_ids" / "x.png")
+    before = (out / "label_ids" / "x.png").read_bytes()
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint(list(CITYSCAPES_CLASSES))),
+                 str(out / "label_ids"), "--out", str(out), "--no-progress", "--no-overlay",
+                 "--label-ids", "cityscapes"]) == 1
+    assert (out / "label_ids" / "x.png").read_bytes() == before, "an input was overwritten"
+    assert "would overwrite the input" in capsys.readouterr().err
+
+
 def test_label_ids_of_a_model_of_other_classes_are_refused(make_checkpoint, smooth_image,
                                                             tmp_path, capsys) -> None:
     Image.fromarray(smooth_image).save(tmp_path / "x.png")

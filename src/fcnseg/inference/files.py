@@ -396,12 +396,18 @@ def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
                          "with return_probs=True")
     files = output_files(out_dir, name, pred.class_names, heatmap_classes, probs, uncertainty,
                          overlay)
-    clash = [path for path in files.all() if path.resolve() in protected]
-    if clash:
-        raise FileExistsError(f"its output would overwrite the input {clash[0]}")
+    _refuse_inputs(files.all(), protected)
     files.label.parent.mkdir(parents=True, exist_ok=True)
     record_outputs(out_dir, files.all())
     return files
+
+
+def _refuse_inputs(paths: list[Path], protected: Collection[Path]) -> None:
+    """A :class:`FileExistsError` where one of the output ``paths`` would replace a
+    ``protected`` path (an input)."""
+    clash = [path for path in paths if path.resolve() in protected]
+    if clash:
+        raise FileExistsError(f"its output would overwrite the input {clash[0]}")
 
 
 def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
@@ -513,6 +519,7 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
         if options.label_ids:
             files = replace(files, label_ids=output_files(out_dir, name, (),
                                                           label_ids=True).label_ids)
+            _refuse_inputs([files.label_ids], options.protected)
             record_outputs(out_dir, [files.label_ids])
         todo.append((files, pred, palette, style))
         # Each further head (SIFT Flow): NAME_<head>_label.png, overlay, NAME_<head>_probs.npz

@@ -23,13 +23,19 @@ def _image(h: int = 37, w: int = 45) -> np.ndarray:
     return np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
+def _export(ckpt: Path, out: Path, fmt: str = "onnx") -> Path:
+    """``ckpt`` as ``fcnseg export`` writes it for 32×32 inputs, at ``out``."""
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    return out
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".ts")])
 def test_an_export_predicts_what_its_checkpoint_predicts(fmt, suffix, export_checkpoint,
                                                          tmp_path) -> None:
-    ckpt, out = export_checkpoint("same"), tmp_path / f"model{suffix}"
-    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out),
-                 "--height", "32", "--width", "32"]) == 0
+    ckpt = export_checkpoint("same")
+    out = _export(ckpt, tmp_path / f"model{suffix}", fmt)
     exported = Segmenter.from_checkpoint(out)
     original = Segmenter.from_checkpoint(ckpt, precision="fp32")
     assert exported.class_names == original.class_names
@@ -91,9 +97,7 @@ def test_an_onnx_file_without_fcnseg_metadata_is_one_line(tmp_path, capsys) -> N
                                              ("torchscript", ".ts", "TorchScript")])
 def test_info_describes_an_export(fmt, suffix, kind, export_checkpoint, export_classes,
                                   tmp_path, capsys) -> None:
-    out = tmp_path / f"model{suffix}"
-    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", fmt,
-                 "--out", str(out), "--height", "32", "--width", "32"]) == 0
+    out = _export(export_checkpoint("same"), tmp_path / f"model{suffix}", fmt)
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -174,9 +178,7 @@ def test_an_onnx_export_keeps_its_checkpoints_coco_categories(export_checkpoint,
     ckpt = save_checkpoint(tmp_path / "coco.pt", build_model_from_checkpoint(
         load_checkpoint(export_checkpoint("same"))), class_names=export_classes,
         coco_categories=coco)
-    out = tmp_path / "model.onnx"
-    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out),
-                 "--height", "32", "--width", "32"]) == 0
+    out = _export(ckpt, tmp_path / "model.onnx")
     assert Segmenter.from_checkpoint(out).coco_categories == coco  # predict --format coco's ids
 
 
@@ -196,9 +198,7 @@ def _tampered(path: Path, out: Path) -> Path:
 
 def test_an_onnx_export_whose_weights_changed_says_so_once_on_load_and_in_info(
         export_checkpoint, tmp_path, capsys) -> None:
-    written = tmp_path / "model.onnx"
-    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
-                 "--out", str(written), "--height", "32", "--width", "32"]) == 0
+    written = _export(export_checkpoint("same"), tmp_path / "model.onnx")
     tampered = _tampered(written, tmp_path / "tampered.onnx")
     for path, changed in ((written, False), (tampered, True)):
         with pytest.warns() if changed else warnings.catch_warnings() as caught:
@@ -221,9 +221,7 @@ def test_an_onnx_export_with_its_weights_moved_to_external_data_has_not_changed(
 
     from fcnseg.weightfiles.artifacts import read_onnx
 
-    written = tmp_path / "model.onnx"
-    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
-                 "--out", str(written), "--height", "32", "--width", "32"]) == 0
+    written = _export(export_checkpoint("same"), tmp_path / "model.onnx")
     moved = tmp_path / "moved.onnx"
     onnx.save(onnx.load(str(written)), str(moved), save_as_external_data=True,
               location="moved.onnx.data", size_threshold=0)
@@ -241,9 +239,7 @@ def test_an_onnx_export_whose_metadata_another_tool_edited_has_not_changed(
 
     from fcnseg.weightfiles.artifacts import read_onnx
 
-    written = tmp_path / "model.onnx"
-    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
-                 "--out", str(written), "--height", "32", "--width", "32"]) == 0
+    written = _export(export_checkpoint("same"), tmp_path / "model.onnx")
     proto = onnx.load(str(written))
     onnx.helper.set_model_props(proto, {**{e.key: e.value for e in proto.metadata_props},
                                         "author": "someone else"})

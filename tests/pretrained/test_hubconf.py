@@ -31,18 +31,16 @@ def test_torch_hub_gives_an_untrained_model_class_names_and_a_palette() -> None:
     assert five.class_names == [f"class_{i}" for i in range(5)] and len(five.palette) == 256
 
 
-def test_torch_hub_gives_an_untrained_model_of_40_classes_nyudv2s_names() -> None:
-    from fcnseg.data import NYUD_CLASSES
-    model = torch.hub.load(str(REPO), "fcn32s", source="local", num_classes=40, width=WIDTH,
-                           fc_channels=FC)
-    assert model.class_names == list(NYUD_CLASSES)
+@pytest.mark.parametrize("count, classes", [(40, "NYUD_CLASSES"),
+                                            (33, "SIFTFLOW_SEMANTIC_CLASSES"),
+                                            (60, "PASCAL_CONTEXT_CLASSES")])
+def test_torch_hub_gives_an_untrained_model_of_a_datasets_class_count_its_names(
+        count: int, classes: str) -> None:
+    import fcnseg.data
 
-
-def test_torch_hub_gives_an_untrained_model_of_33_classes_sift_flows_names() -> None:
-    from fcnseg.data import SIFTFLOW_SEMANTIC_CLASSES
-    model = torch.hub.load(str(REPO), "fcn32s", source="local", num_classes=33, width=WIDTH,
+    model = torch.hub.load(str(REPO), "fcn32s", source="local", num_classes=count, width=WIDTH,
                            fc_channels=FC)
-    assert model.class_names == list(SIFTFLOW_SEMANTIC_CLASSES)
+    assert model.class_names == list(getattr(fcnseg.data, classes))
 
 
 def test_torch_hub_pretrained_uses_the_cached_reference_model(

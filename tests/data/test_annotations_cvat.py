@@ -316,6 +316,13 @@ def test_frames_of_two_videos_hold_one_out_whatever_the_hashes(tmp_path: Path) -
     assert sorted(split.of.values()) == ["train"] * 8 + ["val"] * 8
 
 
+def test_the_video_of_a_name_is_what_comes_before_its_frame_number() -> None:
+    from fcnseg.data.annotations.val_split import video_of
+
+    names = ("clipA__frame_000012", "frame_000012", "street")
+    assert [video_of(n) for n in names] == ["clipA", None, None]
+
+
 def test_frames_of_one_video_are_split_by_frame_with_a_warning(tmp_path: Path) -> None:
     report = import_annotations("cvat", video_export(tmp_path), tmp_path / "out",
                                 ImportOptions(val_fraction=0.5))

@@ -45,7 +45,7 @@ from fcnseg.data.annotations.shapes import (
     quoted,
     rasterise,
 )
-from fcnseg.data.annotations.val_split import ValSplit, frame_of, split_names, video_split_line
+from fcnseg.data.annotations.val_split import ValSplit, split_names, video_of, video_split_line
 from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
@@ -812,7 +812,7 @@ def _moved_line(out: Path, by_video: ValSplit, val_fraction: float) -> str | Non
     if not moved:
         return None
     why = ("the frames of several videos are split by whole video"
-           if any((frame_of(n) or (None, 0))[0] in whole for n in moved)
+           if any(video_of(n) in whole for n in moved)
            else f"--val-fraction {val_fraction:g} chose them")
     first = moved[0]
     return (f"{out / 'val.txt'}: {len(moved)} image(s) an earlier import listed changed split "

@@ -37,6 +37,11 @@ def frame_of(name: str) -> tuple[str | None, int] | None:
     return (found.group(1), int(found.group(2))) if found else None
 
 
+def video_of(name: str) -> str | None:
+    """The video whose frame ``name`` is; None for other names and frames of no video."""
+    return (frame_of(name) or (None, 0))[0]
+
+
 @dataclass
 class ValSplit:
     """Each name's split (``of``), the videos split whole, the only video (``one_video``) when
@@ -53,7 +58,7 @@ class ValSplit:
 def split_names(names: Iterable[str], val_fraction: float) -> ValSplit:
     """The split of each of ``names``: frames of two or more videos by their video (at least
     one video in validation when ``val_fraction`` > 0), other names by their own hash."""
-    video = {n: (frame_of(n) or (None, 0))[0] for n in names}  # None: no video's frame
+    video = {n: video_of(n) for n in names}
     videos = sorted({v for v in video.values() if v is not None})
     result = ValSplit()
     if len(videos) == 1:

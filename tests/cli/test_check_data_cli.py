@@ -270,7 +270,7 @@ def test_a_cvat_label_missing_from_the_task_label_list_is_one_warning(tmp_path, 
     src = cvat_source(tmp_path, xml)
     main(["check-data", "--dataset", "cvat", "--root", str(src), "--num-workers", "0"])
     assert (f"warning: {src / 'annotations.xml'}: image 'a.jpg' box 1 ('road'): label 'road' "
-            f"is not in the export's label list: imported as class 2") in capsys.readouterr().out
+            f"is not in the export's label list: read as class 2") in capsys.readouterr().out
 
 
 def test_band_statistics_are_the_training_splits_that_training_normalises_by(tmp_path,
@@ -330,7 +330,7 @@ def test_a_background_spelling_the_labels_file_lacks_is_said_to_be_class_0(tmp_p
                  str(labels), "--split", "train", "--num-workers", "0"]) == 0
     out = capsys.readouterr().out
     assert [ln for ln in out.splitlines() if "'background'" in ln] == [
-        f"warning: {src}: label 'background' imported as class 0 '_background_': a label "
+        f"warning: {src}: label 'background' read as class 0 '_background_': a label "
         f"named like background is class 0, whatever its spelling"]
 
 

@@ -75,9 +75,10 @@ class AnnotationDataset(BandImages, SegmentationDataset):
         refuse_spelling_clash(found, self.options, self.labels, self.root)
         self.classes = tuple(self.labels.classes)
         self.coco_categories = {n: c for n, c in found.coco_categories.items() if n in self.classes}
-        # What fcnseg import warns of reading them (check-data says it too).
-        self.warnings = [*found.problems, *unlisted_labels(found, self.labels, self.options, {}),
-                         *background_aliases(found, self.labels, self.root)]
+        # What fcnseg import warns of, said of reading them (check-data says it too).
+        self.warnings = [*found.problems,
+                         *unlisted_labels(found, self.labels, self.options, {}, "read"),
+                         *background_aliases(found, self.labels, self.root, outcome="read")]
         self.ignore_index = self.labels.ignore_index
         # as fcnseg import splits them: a video's frames all on one side
         splits = split_names((i.name for i in found.items), val_fraction).of

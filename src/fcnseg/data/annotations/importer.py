@@ -615,13 +615,15 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     return labels
 
 
-def background_aliases(found: Annotations, labels: LabelSet, src: Path, of: str = "") -> list[str]:
+def background_aliases(found: Annotations, labels: LabelSet, src: Path, of: str = "",
+                       outcome: str = "imported") -> list[str]:
     """One line per label named like background that is class 0 (``of``: the dataset's file),
-    and one for class 0 itself where shapes draw it (not labelme's ``_background_``)."""
+    and one for class 0 itself where shapes draw it (not labelme's ``_background_``);
+    ``outcome``: what becomes of the labels (``"read"`` for annotations read directly)."""
     # Those the labels grew by (labels.ids) or, with --labels, those drawn that it lacks.
     used, zero = [*labels.ids, *sorted(_region_labels(found))], labels.classes[0]
     drawn = sum(s.label == zero and s.kind != "point" for i in found.items for s in i.shapes)
-    lines = [f"{printable(src)}: label {name!r} imported as class 0 {zero!r}{of}: "
+    lines = [f"{printable(src)}: label {name!r} {outcome} as class 0 {zero!r}{of}: "
              f"a label named like background is class 0, whatever its spelling"
              for name in dict.fromkeys(used) if name != zero
              and (labels.ids.get(name) == 0 or labels.background_alias(name))]
@@ -733,8 +735,9 @@ def _ignore_lines(result: ImportReport, options: ImportOptions) -> list[str]:
 
 
 def unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions,
-                     earlier: dict[str, Any]) -> list[str]:
-    """One warning per label that shapes use but the export's label list lacks."""
+                    earlier: dict[str, Any], outcome: str = "imported") -> list[str]:
+    """One warning per label that shapes use but the export's label list lacks; ``outcome``
+    as :func:`background_aliases` takes it."""
     if options.labels is not None or not found.classes:
         return []
     listed = {*found.classes, *earlier.get("classes", ()), BACKGROUND_LABEL, IGNORE_LABEL}
@@ -743,8 +746,8 @@ def unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions
         for shape in item.shapes:
             if shape.kind != "point" and shape.label not in listed:
                 first.setdefault(shape.label, f"{printable(item.source)}: {shape.where}")
-    return [f"{where}: label {name!r} is not in the export's label list: imported as class "
-            f"{labels.ids[name]}" for name, where in first.items()]
+    return [f"{where}: label {name!r} is not in the export's label list: {outcome} as "
+            f"class {labels.ids[name]}" for name, where in first.items()]
 
 
 def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:

@@ -53,6 +53,7 @@ from fcnseg.inference.pipeline import (
     segment_rasters,
 )
 from fcnseg.inference.rasters import TILING_RULE, model_identity
+from fcnseg.inference.segmenter import IgnoreMaskError
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 from fcnseg.weightfiles.artifacts import labels_only_error
 
@@ -259,8 +260,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
                                         device=ranks.device if ranks.distributed else args.device,
                                         **running, precision=args.precision, **limits,
                                         ignore_mask=args.ignore_mask)
-    except ImageError as e:  # the mask named by its option
-        raise ImageError(e.source.replace("ignore_mask ", "--ignore-mask ", 1), e.problem) from None
+    except IgnoreMaskError as e:
+        raise ImageError(f"--ignore-mask {e.mask}", e.problem) from None
     wanted = [name for name, given in (  # the options given that need probabilities
         ("--probs", args.probs), ("--uncertainty", args.uncertainty or args.uncertainty_kind),
         ("--heatmaps", args.heatmaps), ("--heatmaps-present", args.heatmaps_present),

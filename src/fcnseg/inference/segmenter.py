@@ -101,6 +101,15 @@ class Prediction:
         return [int(c) for c in np.unique(self.label)]
 
 
+class IgnoreMaskError(ImageError):
+    """An ``ignore_mask`` that cannot be read as an image, named by the parameter; ``mask`` and
+    ``problem`` for callers naming their own option."""
+
+    def __init__(self, mask: object, problem: str) -> None:
+        super().__init__(f"ignore_mask {mask}", problem)
+        self.mask = str(mask)
+
+
 class IgnoreMaskSizeError(ValueError):
     """An ``ignore_mask`` of another size than the image it is to leave pixels out of."""
 
@@ -591,8 +600,8 @@ def _ignored_pixels(mask: Any) -> tuple[np.ndarray, str] | None:
         return mask == 0, "<array>"
     try:
         return None if mask is None else (~to_rgb_uint8(mask).any(axis=-1), str(mask))
-    except ImageError as e:  # one line naming the option
-        raise ImageError(f"ignore_mask {e.source}", e.problem) from None
+    except ImageError as e:
+        raise IgnoreMaskError(e.source, e.problem) from None
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

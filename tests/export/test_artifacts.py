@@ -247,3 +247,11 @@ def test_an_onnx_export_whose_metadata_another_tool_edited_has_not_changed(
     edited = tmp_path / "edited.onnx"
     onnx.save(proto, str(edited))
     assert read_onnx(edited)[1]["changed"] is False
+
+
+def test_protobuf_fields_gives_each_top_level_fields_number_and_bytes() -> None:
+    from fcnseg.weightfiles.artifacts import protobuf_fields
+
+    message = b"\x08\x96\x01" + b"\x12\x03abc" + b"\x1d1234"  # varint 150, "abc", fixed32
+    assert [(n, bytes(data)) for n, data in protobuf_fields(message)] == [
+        (1, b""), (2, b"abc"), (3, b"1234")]

@@ -16,7 +16,7 @@ from fcnseg.data.rasters import raster_info
 from fcnseg.inference.files import written_by
 from fcnseg.utils.predict_manifest import MANIFEST_NAME
 from fcnseg.utils.validate import fields_of
-from fcnseg.weightfiles.artifacts import read_varint
+from fcnseg.weightfiles.artifacts import protobuf_fields
 
 # Class names are read from an .npz only when they are at most this many bytes.
 _MAX_NAMES_BYTES = 1 << 20
@@ -226,23 +226,10 @@ _SUMMARY_FIELD, _MAX_EVENT_READ = 5, 1 << 16
 
 def _has_field(message: bytes, number: int) -> bool:
     """Whether a serialized protobuf message has top-level field ``number``."""
-    at = 0
     try:
-        while at < len(message):
-            key, at = read_varint(message, at)
-            if key >> 3 == number:
-                return True
-            wire = key & 7
-            if wire == 0:
-                _, at = read_varint(message, at)
-            elif wire == 2:
-                size, at = read_varint(message, at)
-                at += size
-            else:
-                at += {1: 8, 5: 4}[wire]
-    except (IndexError, KeyError):
+        return any(n == number for n, _ in protobuf_fields(message))
+    except ValueError:
         return False  # not an event as TensorBoard writes them
-    return False
 
 
 def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:

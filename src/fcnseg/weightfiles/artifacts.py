@@ -9,7 +9,7 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,23 +65,47 @@ def graph_digest(graph: Any) -> str:
 def _file_graph_digest(raw: bytes) -> str | None:
     """:func:`graph_digest` of an ONNX file's bytes, hashing its graph (ModelProto field 7) where
     it lies rather than serializing it again (5 times slower); None for bytes it cannot walk."""
-    digest, view, at = hashlib.sha256(), memoryview(raw), 0
+    digest = hashlib.sha256()
     try:
-        while at < len(raw):
-            key, at = read_varint(raw, at)
-            wire = key & 7
-            if wire == 0:
-                _, at = read_varint(raw, at)
-                continue
-            if wire not in (1, 2, 5):
-                return None
-            size, at = read_varint(raw, at) if wire == 2 else (8 if wire == 1 else 4, at)
-            if key >> 3 == 7:
-                digest.update(view[at:at + size])
-            at += size
-    except IndexError:
+        for number, data in protobuf_fields(raw):
+            if number == 7:
+                digest.update(data)
+    except ValueError:
         return None
     return digest.hexdigest()
+
+
+def protobuf_fields(message: bytes) -> Iterator[tuple[int, memoryview]]:
+    """The top-level fields of a serialized protobuf ``message``: each one's number and bytes
+    (a varint's value is skipped: empty bytes; a field running past the end is cut short).
+    ValueError where the bytes cannot be walked, after giving with empty bytes a field whose
+    key was read but whose length or wire type cannot be."""
+    view, at = memoryview(message), 0
+    while at < len(message):
+        try:
+            key, at = read_varint(message, at)
+        except IndexError:
+            raise ValueError(f"protobuf key cut off at byte {at}") from None
+        try:
+            start, end = _field_span(message, at, key & 7)
+        except (IndexError, KeyError):
+            yield key >> 3, view[at:at]
+            raise ValueError(f"protobuf field {key >> 3} cut off or of an unknown wire type") \
+                from None
+        yield key >> 3, view[start:end]
+        at = end
+
+
+def _field_span(message: bytes, at: int, wire: int) -> tuple[int, int]:
+    """Where the bytes of a field of wire type ``wire`` after its key at ``at`` start and end
+    (IndexError: cut off; KeyError: an unknown wire type)."""
+    if wire == 0:
+        end = read_varint(message, at)[1]
+        return end, end
+    if wire == 2:
+        size, start = read_varint(message, at)
+        return start, start + size
+    return at, at + {1: 8, 5: 4}[wire]
 
 
 def read_varint(data: bytes, at: int) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from PIL import Image
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
 from fcnseg.data.annotations import ImportOptions, RasterOptions, import_annotations
+from fcnseg.data.annotations.val_split import split_of
 from tests.data.test_annotations_every_format import write_source
 
 # pycocotools 2.0 on NumPy 2 warns when it decodes (its __array__ lacks the copy keyword).
@@ -641,6 +642,37 @@ def test_importing_more_with_another_val_fraction_splits_again_with_a_warning(
                  "--val-fraction", "0.2"]) == 0
     assert "changed split" in capsys.readouterr().out
     assert "val_fraction" not in yaml.safe_load((out / "dataset.yaml").read_text())  # default
+
+
+def _recorded_by_an_earlier_release(tmp_path: Path) -> Path:
+    """The folder of _imported_at_half whose dataset.yaml records no val_fraction, as fcnseg
+    wrote it before recording one, and four more images to import into it."""
+    out = _imported_at_half(tmp_path)
+    config = yaml.safe_load((out / "dataset.yaml").read_text())
+    del config["val_fraction"]
+    (out / "dataset.yaml").write_text(yaml.safe_dump(config))
+    for k in range(8, 12):
+        labelme_file(tmp_path / "src", f"img{k}", ["cell"])
+    return out
+
+
+def test_importing_without_a_val_fraction_into_a_folder_that_records_none_keeps_its_split(
+        tmp_path: Path, capsys) -> None:
+    out = _recorded_by_an_earlier_release(tmp_path)
+    capsys.readouterr()
+    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "changed split" not in said and "--val-fraction 0.5 splits train.txt" in said
+    assert sorted((out / "val.txt").read_text().split()) == sorted(
+        f"img{k}" for k in range(12) if split_of(f"img{k}", 0.5) == "val")
+
+
+def test_importing_with_a_val_fraction_into_a_folder_that_records_none_splits_again(
+        tmp_path: Path, capsys) -> None:
+    out = _recorded_by_an_earlier_release(tmp_path)
+    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out),
+                 "--val-fraction", "0.2"]) == 0
+    assert "changed split" in capsys.readouterr().out
 
 
 def test_the_default_val_fraction_is_not_written_so_earlier_releases_read_the_folder(

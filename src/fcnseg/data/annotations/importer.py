@@ -45,7 +45,13 @@ from fcnseg.data.annotations.shapes import (
     quoted,
     rasterise,
 )
-from fcnseg.data.annotations.val_split import ValSplit, split_names, video_of, video_split_line
+from fcnseg.data.annotations.val_split import (
+    ValSplit,
+    fraction_splitting,
+    split_names,
+    video_of,
+    video_split_line,
+)
 from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
@@ -380,7 +386,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             say(f"warning: --rename: no label {', '.join(repr(n) for n in unused)} in "
                 f"{printable(src)} (nothing renamed from it)")
     out = Path(out)
-    earlier, options = _earlier_import(out, options)
+    earlier, options = _earlier_import(out, options, say)
     labels = _labels_for_import(found, options, earlier, say, Path(src), out)
     result, absent = _new_report(found)
 
@@ -420,13 +426,34 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     return result
 
 
-def _earlier_import(out: Path, options: ImportOptions) -> tuple[dict[str, Any], ImportOptions]:
+def _earlier_import(out: Path, options: ImportOptions, say: Callable[[str], None]
+                    ) -> tuple[dict[str, Any], ImportOptions]:
     """The dataset.yaml of an earlier import into ``out`` ({} if none), whose classes keep their
-    indices; and ``options`` with its val_fraction where they give none: names keep their split."""
+    indices; and ``options`` with its val_fraction where they give none (where it records none,
+    the one that splits train.txt and val.txt as they are, said when not 0.2): names keep their
+    split."""
     earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
     if options.val_fraction is None:
-        options = replace(options, val_fraction=earlier.get("val_fraction", 0.2))
+        fraction = earlier.get("val_fraction")
+        if fraction is None and (listed := _listed_splits(out)):
+            fraction = fraction_splitting(listed)
+            if fraction != 0.2:
+                say(f"{printable(out / 'dataset.yaml')} records no val_fraction, and " + (
+                    "no --val-fraction splits train.txt and val.txt as they are: split at 0.2"
+                    if fraction is None else f"--val-fraction {fraction:g} splits train.txt "
+                    f"and val.txt as they are: new images are split at {fraction:g} too"))
+        options = replace(options, val_fraction=0.2 if fraction is None else fraction)
     return earlier, options
+
+
+def _listed_splits(out: Path) -> dict[str, str]:
+    """Each name train.txt and val.txt in ``out`` list: its split."""
+    was = {}
+    for name in ("train", "val"):
+        if (out / f"{name}.txt").is_file():
+            text = (out / f"{name}.txt").read_text(encoding="utf-8", errors="replace")
+            was.update(dict.fromkeys(text.splitlines(), name))
+    return was
 
 
 def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[str, str]],
@@ -805,12 +832,7 @@ def _moved_line(out: Path, by_video: ValSplit, val_fraction: float) -> str | Non
     """One line when names an earlier import's train.txt and val.txt listed change split now
     (a video's frames, once several videos are split whole; another --val-fraction)."""
     split, whole = by_video.of, {*by_video.val_videos, *by_video.train_videos}
-    was = {}
-    for name in ("train", "val"):
-        listed = out / f"{name}.txt"
-        if listed.is_file():
-            text = listed.read_text(encoding="utf-8", errors="replace")
-            was.update({n: name for n in text.splitlines() if n in split})
+    was = {n: s for n, s in _listed_splits(out).items() if n in split}
     moved = [n for n, s in was.items() if split[n] != s]
     if not moved:
         return None

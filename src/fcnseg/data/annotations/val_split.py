@@ -8,8 +8,9 @@ split by a hash of the video's name, other images by their own.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 #: A video's frame as imports name it (``<video>__frame_NNNNNN``) or as CVAT does
@@ -74,6 +75,21 @@ def split_names(names: Iterable[str], val_fraction: float) -> ValSplit:
     for n, v in video.items():
         result.of[n] = split_of(n, val_fraction) if v is None else "val" if v in held else "train"
     return result
+
+
+def fraction_splitting(listed: Mapping[str, str]) -> float | None:
+    """The val_fraction by which :func:`split_names` splits the names of ``listed`` (name:
+    ``"train"`` or ``"val"``) as they are: 0.2 where it does, else the one of fewest decimals;
+    None where none does (lists edited by hand, or split another way)."""
+    video = {n: video_of(n) for n in listed}
+    whole = len(set(video.values()) - {None}) > 1  # frames split by their video's hash
+    share = {n: _share(video[n] if whole and video[n] is not None else n) for n in listed}
+    low = max((share[n] for n, s in listed.items() if s == "val"), default=0.0)
+    high = min((share[n] for n, s in listed.items() if s != "val"), default=1.0)
+    for fraction in (0.2, *(math.floor(low * 10**d + 1) / 10**d for d in range(1, 7))):
+        if low < fraction <= high and split_names(listed, fraction).of == listed:
+            return fraction
+    return None
 
 
 def _listed(videos: list[str]) -> str:

@@ -163,9 +163,10 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         f"calibrated when the checkpoint has a temperature, and the share of "
                         f"pixels whose top probability is below {UNCERTAIN_BELOW})")
     p.add_argument("--counts", type=Path, default=None, metavar="FILE.csv",
-                   help="write FILE.csv: one row per image in input order, its path then the "
-                        "pixels of each class by name and those in no class, '(no data)' "
-                        "(--ignore-mask); a run resumed with --skip-complete keeps the rows "
+                   help="write FILE.csv: one row per image in input order (rasters segmented "
+                        "by tiles first, counted from NAME.tif), its path then the pixels of "
+                        "each class by name and those in no class, '(no data)' (--ignore-mask, "
+                        "a raster's nodata); a run resumed with --skip-complete keeps the rows "
                         "written and adds the rest, never one twice")
     p.add_argument("--top", type=options.positive_int, default=None, metavar="K",
                    help="with --rank and --format: polygons for the K most uncertain images "
@@ -306,8 +307,10 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
            cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
     job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
-    every = [(path, output_files(out_dir, name, seg.class_names).label)
-             for path, name in plan.images if counts]
+    # --counts' rows: a raster's added once its label raster is complete (RasterRun.counted)
+    every: list[tuple[Path, Path | None]] = [] if counts is None else [
+        *((path, None) for path, _ in plan.rasters),
+        *((path, output_files(out_dir, name, seg.class_names).label) for path, name in plan.images)]
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
@@ -336,8 +339,9 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     _note_raster_options(args, plan)
     tiles = replace(seg.tiles, batch_size=args.batch_size, probs=args.probs,
                     uncertainty=bool(kinds))
-    run = RasterRun(tiles, ids, style, _report, partial(Progress, unit="tile",
-                                                        off=args.no_progress))
+    run = RasterRun(tiles, ids, style, _report,
+                    partial(Progress, unit="tile", off=args.no_progress),
+                    counted=counts.add_raster if counts is not None else None)
     stopped = (_segment_rasters(seg, plan, (out_dir, run), tally)
                or _segment_images(args, seg, plan, (out_dir, outputs), tally))
     if counts is not None:
@@ -355,7 +359,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
 def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
     """One line when options that only images take were given with rasters."""
     given = [f"--{name.replace('_', '-')}" for name in (
-        "heatmaps", "heatmaps_present", "format", "rank", "counts", "ignore_mask", "label_ids")
+        "heatmaps", "heatmaps_present", "format", "rank", "ignore_mask", "label_ids")
         if getattr(args, name)]
     if given and plan.rasters and plan.is_main:
         none = "" if plan.images or not (args.format or args.rank) else \

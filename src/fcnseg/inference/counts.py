@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnseg.data.rasters import open_raster
 from fcnseg.inference.segmenter import Prediction
 from fcnseg.inference.visualize import read_label_png
 from fcnseg.utils.files import atomic_write_bytes
@@ -42,12 +43,21 @@ class ClassCounts:
         self.rows[str(path)] = [str(path), *map(str, counts.values()),
                                 str(pred.label.size - sum(counts.values()))]
 
-    def write(self, inputs: Sequence[tuple[Path, Path]]) -> None:
-        """The file, atomically: rows of earlier inputs not among ``inputs`` (input, label PNG),
-        then those of ``inputs`` in order, an input without a row (skipped as complete) counted
-        from its label PNG where there is one."""
+    def add_raster(self, path: Path, label: Path) -> None:
+        """The row of ``path``, segmented by tiles into the label raster ``label`` (read by
+        strips of its blocks: never whole); its pixels of no class (255) are no data."""
+        classes = len(self.header) - 2
+        pixels = label_raster_counts(label)
+        self.rows[str(path)] = [str(path), *map(str, pixels[:classes]),
+                                str(pixels[classes:].sum())]
+
+    def write(self, inputs: Sequence[tuple[Path, Path | None]]) -> None:
+        """The file, atomically: rows of earlier inputs not among ``inputs`` (input, label PNG;
+        None for a raster, whose row :meth:`add_raster` adds), then those of ``inputs`` in
+        order, an image without a row (skipped as complete) counted from its label PNG where
+        there is one."""
         for path, label in inputs:
-            if str(path) not in self.rows and label.is_file():
+            if str(path) not in self.rows and label is not None and label.is_file():
                 self.add(path, "", Prediction(read_label_png(label), np.zeros((0, 0, 3), np.uint8),
                                               class_names=self.header[1:-1]))
         given = {str(path): None for path, _ in inputs}
@@ -56,3 +66,21 @@ class ClassCounts:
         rows = csv.writer(text, lineterminator="\n")
         rows.writerows([self.header, *(self.rows[p] for p in order if p in self.rows)])
         atomic_write_bytes(self.path, text.getvalue().encode("utf-8"))
+
+
+#: Pixels of a label raster read at a time, about (whole rows of blocks).
+_STRIP_PIXELS = 1 << 24
+
+
+def label_raster_counts(path: Path) -> np.ndarray:
+    """The pixels of each value 0-255 in the label raster ``path``, read a strip of whole
+    blocks at a time."""
+    counts = np.zeros(256, np.int64)
+    with open_raster(path) as reader:
+        height, width = reader.info.height, reader.info.width
+        block = (reader.block_shape() or (1, width))[0]
+        rows = block * max(1, _STRIP_PIXELS // max(1, block * width))
+        for row in range(0, height, rows):
+            strip = reader.read(row, 0, min(rows, height - row), width)
+            counts += np.bincount(strip.reshape(-1), minlength=256)
+    return counts

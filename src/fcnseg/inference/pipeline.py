@@ -245,13 +245,15 @@ def _with_warnings(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segm
 @dataclass(frozen=True)
 class RasterRun:
     """How :func:`segment_rasters` writes: by ``tiles``, the model by ``model_ids`` (now, and
-    as earlier versions named it); lines to ``report``, a bar ``progress(tiles, desc=...)``."""
+    as earlier versions named it); lines to ``report``, a bar ``progress(tiles, desc=...)``;
+    ``counted(input, label raster)`` once each label raster is complete (``--counts``)."""
 
     tiles: rasters.TileSettings
     model_ids: tuple[str, Callable[[], str]]
     style: PictureStyle
     report: Report
     progress: Callable[..., AbstractContextManager[Any]]
+    counted: Callable[[Path, Path], None] | None = None
 
 
 def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
@@ -280,6 +282,8 @@ def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
                                     palette=seg.palette)
             plan.gather(None)  # the others wait for the merged output
         if plan.share is None or plan.is_main:  # rank 0 counts the raster it merged
+            if problem is None and run.counted is not None:
+                run.counted(path, out)
             if problem is None and run.style.overlay:
                 problem = _raster_preview(seg, path, out, run.style, bands)
             tally.count(problem, run.report, complete=complete)

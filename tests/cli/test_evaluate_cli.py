@@ -1,6 +1,9 @@
 """``fcnseg evaluate`` end to end on a tiny checkpoint and the synthetic dataset."""
 
 import json
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -513,3 +516,28 @@ def test_a_refused_split_is_refused_before_an_output_folder_is_named(tmp_path, c
     assert main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "cityscapes", "--root",
                  str(tmp_path / "cs"), "--split", "test"]) == 2
     assert capsys.readouterr().out == "" and not (tmp_path / "eval-2").exists()
+
+
+def test_a_sigterm_while_the_checkpoint_loads_says_so_and_exits_by_it(
+        synthetic_checkpoint, tmp_path, capsys, monkeypatch):
+    import fcnseg.cli.evaluate as evaluate_cli
+
+    def slow_loading(path):  # the signal comes while the checkpoint is read
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler acts before this returns
+        raise AssertionError("the checkpoint was read in full")
+
+    def unhandled(signum, frame):
+        raise RuntimeError("SIGTERM not handled: the process would end silently")
+
+    monkeypatch.setattr(evaluate_cli, "load_checkpoint", slow_loading)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset",
+                   "synthetic", "--out", str(tmp_path / "eval")])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (rc, capsys.readouterr().err.strip().splitlines()) == (128 + signal.SIGTERM, [
+        "fcnseg evaluate: stopped by signal 15 before the scores were complete; nothing "
+        "written; run the same command to evaluate"])
+    assert not (tmp_path / "eval").exists()

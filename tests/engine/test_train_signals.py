@@ -4,6 +4,7 @@ the main process, while the main process can still end its workers."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_helpers import tiny_recipe
+from _train_helpers import tiny_recipe, write_recipe
 from torch.utils.data import DataLoader
 
 from fcnseg.engine.signals import ignore_stop_signals, start_batches
@@ -100,3 +101,30 @@ def test_a_stuck_teardown_after_a_lost_process_can_still_be_ended_by_sigterm(
     finally:
         signal.signal(signal.SIGTERM, before)
     assert during_teardown == [before]
+
+
+def test_a_sigterm_while_the_model_is_built_says_so_and_exits_by_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fcnseg.cli.main import main
+    from fcnseg.engine import trainer
+
+    def slow_set_up(*args: object, **kwargs: object) -> None:  # as a model is built or read
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler acts before this returns
+        raise AssertionError("the set-up ran to its end")
+
+    def unhandled(signum: int, frame: object) -> None:
+        raise RuntimeError("SIGTERM not handled: the process would end silently")
+
+    monkeypatch.setattr(trainer, "build_setup", slow_set_up)
+    recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe())
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        rc = main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    said = capsys.readouterr().out.strip().splitlines()
+    assert (rc, said[-1]) == (128 + signal.SIGTERM, "stopped by signal 15 before the first "
+                              "step; no checkpoint saved; run the same command to start again")
+    assert not (tmp_path / "run" / "last.pt").exists()

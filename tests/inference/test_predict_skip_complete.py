@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -180,6 +181,31 @@ def test_a_run_stopped_by_sigterm_says_what_it_wrote_and_resumes(capsys, checkpo
     summary, _ = predict(capsys, checkpoint, photos, out, "--skip-complete")
     assert summary.endswith("; 1 complete already, skipped")
     assert summary.startswith("wrote outputs for 1 of 2 input(s)")
+
+
+def test_a_sigterm_while_the_model_loads_says_so_and_exits_by_it(capsys, checkpoint, photos,
+                                                                 tmp_path, monkeypatch):
+    import fcnseg.cli.predict as predict_cli
+
+    def slow_loading(*args, **kwargs):  # the signal comes while the checkpoint is read
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler acts before this returns; the process would end silently
+        raise AssertionError("the model was loaded in full")
+
+    def unhandled(signum, frame):
+        raise RuntimeError("SIGTERM not handled: the process would end silently")
+
+    monkeypatch.setattr(predict_cli.Segmenter, "from_checkpoint", slow_loading)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        out = tmp_path / "out"
+        rc = main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(out),
+                   "--no-progress"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (rc, capsys.readouterr().err.strip().splitlines()) == (128 + signal.SIGTERM, [
+        f"fcnseg predict: stopped by signal 15; wrote the outputs of 0 image(s) to {out}; "
+        f"run the same command to write the rest"])
 
 
 def test_a_sigterm_during_the_last_image_ends_the_run_as_finished(capsys, checkpoint, photos,

@@ -18,6 +18,7 @@ from fcnseg.engine.evaluation import (
     format_report,
     write_report,
 )
+from fcnseg.engine.signals import until_signal
 from fcnseg.inference.runner import resolve_device
 from fcnseg.metrics import DEFAULT_COVERAGES
 
@@ -74,16 +75,15 @@ def run(args: argparse.Namespace) -> int:
     coverages = _parse_coverage(args.coverage) if args.coverage else DEFAULT_COVERAGES
     if args.strips < 0:
         raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
-    ckpt = load_checkpoint(args.checkpoint)
-    spec = options.dataset_spec(args, ckpt)
+    scored, stopped = until_signal(lambda: _score(  # model loading included
+        args, device=device, predict_fn=inner if tta is None else tta.predict_fn(inner),
+        coverages=coverages))
+    if stopped is not None or scored is None:
+        print(f"fcnseg evaluate: stopped by signal {stopped} before the scores were complete; "
+              f"nothing written; run the same command to evaluate", file=sys.stderr)
+        return 128 + int(stopped or 0)
+    ckpt, spec, result = scored
     precision_from = precision_source(ckpt, args.precision)
-    result = evaluate_checkpoint(  # without --precision, at evaluate_checkpoint's default
-        ckpt, spec, device=device, batch_size=args.batch_size,
-        num_workers=args.num_workers, precision=args.precision,
-        predict_fn=inner if tta is None else tta.predict_fn(inner), limit=args.limit,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        calibration=args.calibration, coverages=coverages,
-    )
     out = output_folder(args.checkpoint, args.out)  # said once the data could be scored
     precision = args.precision or (None if ckpt.get("artifact") else result["precision"])
     result["options"] = {"device": device, "batch_size": args.batch_size,
@@ -117,6 +117,18 @@ def run(args: argparse.Namespace) -> int:
                                  scene_pictures=False)
         print(f"wrote {len(saved)} image | ground truth | prediction strips to {out / 'strips'}")
     return 0
+
+
+def _score(args: argparse.Namespace, **running: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """The checkpoint, the dataset and their scores (``running``: device, predict_fn,
+    coverages)."""
+    ckpt = load_checkpoint(args.checkpoint)
+    spec = options.dataset_spec(args, ckpt)
+    return ckpt, spec, evaluate_checkpoint(  # without --precision, at its default
+        ckpt, spec, batch_size=args.batch_size, num_workers=args.num_workers,
+        precision=args.precision, limit=args.limit,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        calibration=args.calibration, **running)
 
 
 def header_method(args: argparse.Namespace, precision_from: str,

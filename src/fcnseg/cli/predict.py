@@ -25,7 +25,7 @@ from fcnseg.engine.distributed import (
     setup_distributed,
     teardown_distributed,
 )
-from fcnseg.engine.signals import StopRequest
+from fcnseg.engine.signals import StopRequest, until_signal
 from fcnseg.inference import Segmenter
 from fcnseg.inference.annotate import EXPORT_FORMATS, RANKING_NAME, UNCERTAIN_BELOW, PreAnnotations
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
@@ -229,6 +229,13 @@ def run(args: argparse.Namespace) -> int:
     args.image_urls = picture_urls(args.image_urls_from) if args.image_urls_from else {}
     running = {"sliding_window": options.sliding_window_from_args(args),
                "tta": options.tta_from_args(args), **tiles}
+    tally = Tally()
+    # a signal before the images' loop, model loading included, or after it stops at once
+    status, stopped = until_signal(partial(_run, args, running, tally))
+    return status if stopped is None else _stopped(stopped, tally, args.out, tally.written > 0)
+
+
+def _run(args: argparse.Namespace, running: dict[str, Any], tally: Tally) -> int:
     skipped: list[str] = []  # pictures never read: said, not counted as failed
     inputs, problems = collect_inputs(args.inputs, Path(args.out), notes=skipped)
     if not inputs:
@@ -239,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
     finished = False
     try:
-        status = _predict(args, ranks, (inputs, problems), running)
+        status = _predict(args, ranks, (inputs, problems), running, tally)
         finished = True
         return status
     finally:
@@ -248,9 +255,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace, ranks: DistInfo,
              collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
-             running: dict[str, Any]) -> int:
+             running: dict[str, Any], tally: Tally) -> int:
     """Segment this process's share (``collected``: inputs, failed specs; ``running``: the
-    Segmenter's window, TTA and tiles); the exit status."""
+    Segmenter's window, TTA and tiles) and count it in ``tally``; the exit status."""
     inputs, problems = collected
     if ranks.distributed and (args.format or args.rank or args.counts):
         raise ValueError("--format, --rank and --counts gather every image into one file: run "
@@ -288,7 +295,6 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         heat_classes = parse_classes(args.heatmaps or [], seg.class_names)
     except ValueError as e:
         raise ValueError(f"--heatmaps: {e}") from None
-    tally = Tally()
     for spec, problem in problems if plan.is_main else []:  # reported once
         tally.count(f"{spec}: {problem}", _report)
     return _write(args, seg, plan, (out_dir, heat_classes, label_ids, counts), tally)
@@ -346,14 +352,19 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                or _segment_images(args, seg, plan, (out_dir, outputs), tally))
     if counts is not None:
         counts.write(every)
-    if stopped is not None:  # as train says it: what was written, how to go on
-        _report(f"stopped by signal {stopped}; wrote the outputs of {tally.written} image(s) "
-                f"to {out_dir}; run the same command{' with --skip-complete' * bool(plan.images)}"
-                f" to write the rest")
-        return 128 + stopped
+    if stopped is not None:
+        return _stopped(stopped, tally, out_dir, bool(plan.images))
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
     return _finish(tally, out_dir, plan, precision_text(seg, args.precision))
+
+
+def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool) -> int:
+    """As train says it: what was written, how to go on; the exit status, 128 + ``signum``."""
+    _report(f"stopped by signal {signum}; wrote the outputs of {tally.written} image(s) to "
+            f"{out_dir}; run the same command{' with --skip-complete' * images_left} to write "
+            f"the rest")
+    return 128 + signum
 
 
 def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
@@ -413,13 +424,7 @@ def _segment_rasters(seg: Segmenter, plan: Plan, where: tuple[Path, RasterRun],
                      tally: Tally) -> int | None:
     """Each raster by tiles; the signal (SIGINT, SIGTERM) that stopped it, if one did (the
     rows written are kept: the same command goes on from there)."""
-    with StopRequest(at_once=True) as stop:
-        try:
-            segment_rasters(seg, plan, *where, tally)
-        except KeyboardInterrupt:
-            if stop.signum is None:
-                raise
-    return stop.signum
+    return until_signal(partial(segment_rasters, seg, plan, *where, tally))[1]
 
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,

@@ -9,17 +9,19 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from torch.utils.data import DataLoader
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
 
 
 class StopRequest:
     """SIGINT/SIGTERM set :attr:`signum`, which the loop checks between iterations; a second
     SIGINT interrupts at once; with ``at_once``, the first signal of either does (a
-    KeyboardInterrupt, :attr:`signum` set), for work that no loop here checks between steps.
+    KeyboardInterrupt, :attr:`signum` set), for work that no loop here checks between steps;
+    ``at_once`` may be turned off once such work is done (a flag from then on).
     The previous handlers come back on exit, except after an error for which
     ``ignore_after(error)`` is true: both signals are then ignored so that the process can
     report it (torchrun sends SIGTERM to the others when one fails)."""
@@ -28,7 +30,7 @@ class StopRequest:
                  at_once: bool = False) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
-        self._ignore_after, self._at_once = ignore_after, at_once
+        self._ignore_after, self.at_once = ignore_after, at_once
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -37,7 +39,7 @@ class StopRequest:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self._at_once or self.signum is not None and signum == signal.SIGINT:
+        if self.at_once or self.signum is not None and signum == signal.SIGINT:
             self.signum = self.signum or signum
             raise KeyboardInterrupt
         self.signum = signum
@@ -47,6 +49,18 @@ class StopRequest:
             and self._ignore_after(error)
         for sig, handler in self._previous.items():
             signal.signal(sig, signal.SIG_IGN if ignore else handler)
+
+
+def until_signal(work: Callable[[], T]) -> tuple[T | None, int | None]:
+    """``work()``, which SIGINT or SIGTERM stops at once: its result and None, or None and the
+    signal that stopped it."""
+    with StopRequest(at_once=True) as stop:
+        try:
+            return work(), None
+        except KeyboardInterrupt:
+            if stop.signum is None:
+                raise
+    return None, stop.signum
 
 
 def stop_handlers() -> dict[int, Any]:

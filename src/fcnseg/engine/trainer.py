@@ -157,6 +157,55 @@ def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]
 def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) -> TrainResult:
     run_dir = Path(config.out)
     say: Callable[[str], None] = print if info.is_main else lambda message: None
+    # A signal while the run starts (model, checkpoint, data) stops one process at once; under
+    # torchrun it waits for the first step, where the processes agree to stop together.
+    with StopRequest(is_process_lost if info.distributed else None,
+                     at_once=not info.distributed) as stop:
+        try:
+            setup, state, budget, log, progress = _start(config, info, resume, started, say)
+        except KeyboardInterrupt:
+            if stop.signum is None:
+                raise
+            say(f"stopped by signal {stop.signum} before the first step; no checkpoint saved; "
+                f"run the same command to start again")
+            return TrainResult(out=run_dir, iteration=0, status="interrupted", signal=stop.signum)
+        stop.at_once = False
+        try:
+            stop_signal = _loop(setup, state, log, progress, stop, budget)
+            if stop_signal is not None:
+                state.save(setup, setup.last_path)
+                say(f"\nstopped by signal {stop_signal} at iteration {state.iteration}; saved "
+                    f"{setup.last_path}; {CONTINUE_RUN}.")
+        finally:
+            # now rather than when the loaders are collected (an error's traceback keeps them)
+            shutdown_workers(setup.loader, setup.val_loader)
+            progress.bar.close()
+            log.close()
+            written = setup.checkpoint_writer.finish()
+    if written is not None:
+        raise written
+    stopped_early = stop_signal is None and patience_exhausted(setup, state)
+    if stopped_early:
+        say(f"stopped early: mean IU has not risen by more than "
+            f"{setup.config.train.early_stop.get('min_delta', 0.0)} for {state.stale_evals} "
+            f"evaluations (train.early_stop)")
+    if stop_signal is None:
+        heads = other_heads_text({"heads": state.best_heads})
+        say(f"done: {state.iteration} iterations; best mean IU {_pct(state.best_mean_iu)}"
+            f"{f' ({heads})' if heads else ''}; checkpoints in {run_dir}")
+    return TrainResult(out=run_dir, iteration=state.iteration,
+                       status=("interrupted" if stop_signal is not None else
+                               "stopped_early" if stopped_early else "completed"),
+                       best_mean_iu=state.best_mean_iu, metrics=state.metrics,
+                       signal=stop_signal)
+
+
+def _start(config: TrainConfig, info: DistInfo, resume: bool, started: float,
+           say: Callable[[str], None]) -> tuple[TrainSetup, TrainState, TimeBudget | None,
+                                                _RunLog, _Progress]:
+    """Everything before the first step: the set-up, the state (resumed or new), the time
+    budget, the run's records (``recipe.yaml`` written) and the progress bar."""
+    run_dir = Path(config.out)
     resume_ckpt = _checkpoint_to_resume(run_dir, resume, say)
     # files a kill cut short while being written (up to a checkpoint's size each)
     if info.is_main and remove_stale_temporaries(run_dir, RUN_FILES):
@@ -177,36 +226,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
         # atomically: `--resume` without `--recipe` reads this file back
         with atomic_write(run_dir / "recipe.yaml", "w") as f:
             f.write(yaml.safe_dump(setup.recipe, sort_keys=False))
-    progress = _Progress(setup, state.iteration, started)
-    try:
-        with StopRequest(is_process_lost if info.distributed else None) as stop:
-            stop_signal = _loop(setup, state, log, progress, stop, budget)
-            if stop_signal is not None:
-                state.save(setup, setup.last_path)
-                say(f"\nstopped by signal {stop_signal} at iteration {state.iteration}; saved "
-                    f"{setup.last_path}; {CONTINUE_RUN}.")
-    finally:
-        # now rather than when the loaders are collected (an error's traceback keeps them)
-        shutdown_workers(setup.loader, setup.val_loader)
-        progress.bar.close()
-        log.close()
-        written = setup.checkpoint_writer.finish()
-    if written is not None:
-        raise written
-    stopped_early = stop_signal is None and patience_exhausted(setup, state)
-    if stopped_early:
-        say(f"stopped early: mean IU has not risen by more than "
-            f"{setup.config.train.early_stop.get('min_delta', 0.0)} for {state.stale_evals} "
-            f"evaluations (train.early_stop)")
-    if stop_signal is None:
-        heads = other_heads_text({"heads": state.best_heads})
-        say(f"done: {state.iteration} iterations; best mean IU {_pct(state.best_mean_iu)}"
-            f"{f' ({heads})' if heads else ''}; checkpoints in {run_dir}")
-    return TrainResult(out=run_dir, iteration=state.iteration,
-                       status=("interrupted" if stop_signal is not None else
-                               "stopped_early" if stopped_early else "completed"),
-                       best_mean_iu=state.best_mean_iu, metrics=state.metrics,
-                       signal=stop_signal)
+    return setup, state, budget, log, _Progress(setup, state.iteration, started)
 
 
 def _logger_names(config: TrainConfig) -> list[str]:

@@ -255,3 +255,29 @@ def test_protobuf_fields_gives_each_top_level_fields_number_and_bytes() -> None:
     message = b"\x08\x96\x01" + b"\x12\x03abc" + b"\x1d1234"  # varint 150, "abc", fixed32
     assert [(n, bytes(data)) for n, data in protobuf_fields(message)] == [
         (1, b""), (2, b"abc"), (3, b"1234")]
+
+
+def test_an_unchanged_onnx_export_loaded_twice_has_its_graph_hashed_once(
+        export_checkpoint, tmp_path, monkeypatch) -> None:
+    from fcnseg.weightfiles import artifacts
+
+    written = _export(export_checkpoint("same"), tmp_path / "model.onnx")
+    hashed, digest = [], artifacts._file_graph_digest
+
+    def counted(raw: bytes) -> str | None:
+        hashed.append(len(raw))
+        return digest(raw)
+
+    monkeypatch.setattr(artifacts, "_file_graph_digest", counted)
+    assert [artifacts.read_onnx(written)[1]["changed"] for _ in range(2)] == [False, False]
+    assert len(hashed) == 1
+
+
+def test_an_onnx_export_overwritten_after_a_load_is_found_changed_on_the_next(
+        export_checkpoint, tmp_path) -> None:
+    from fcnseg.weightfiles.artifacts import read_onnx
+
+    written = _export(export_checkpoint("same"), tmp_path / "model.onnx")
+    assert read_onnx(written)[1]["changed"] is False
+    _tampered(written, written)
+    assert read_onnx(written)[1]["changed"] is True

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from fcnseg.utils.file_kinds import TORCHSCRIPT_EXPANSION, zip_expansion_problem
+from fcnseg.utils.files import FileSignature, file_signature
 from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.weightfiles.resolve import checkpoint_dict
 
@@ -128,14 +129,32 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`read_onnx_metadata`, and the graph's ``parameters`` (its initializers' values)
     and ``changed``: whether it differs from the :data:`GRAPH_DIGEST` recorded (None: none)."""
+    signature = file_signature(path)
     raw, proto, meta = _parse_onnx(path)
     recorded = meta.get(GRAPH_DIGEST)
-    changed = None if recorded is None else recorded != _file_graph_digest(raw)
+    changed = None if recorded is None else recorded != _graph_digest_once(path, signature, raw)
     if changed and _keeps_external_data(proto):  # its weights moved to a file beside it
         digest = _external_graph_digest(proto, Path(path).parent)
         changed = None if digest is None else digest != recorded
     return meta, {"parameters": sum(math.prod(t.dims) for t in proto.graph.initializer),
                   "changed": changed}
+
+
+def _graph_digest_once(path: str | os.PathLike[str], signature: FileSignature | None,
+                       raw: bytes) -> str | None:
+    """:func:`_file_graph_digest` of ``raw``, read from ``path`` as ``signature`` describes it:
+    hashed once in a process while the file keeps that signature (any write changes it)."""
+    key = (os.path.abspath(path), signature)
+    if key in _GRAPH_DIGESTS:
+        return _GRAPH_DIGESTS[key]
+    digest = _file_graph_digest(raw)
+    if signature is not None and file_signature(path) == signature:  # not written while read
+        _GRAPH_DIGESTS[key] = digest
+    return digest
+
+
+#: The graph digests of the ONNX files read, by path and signature (:func:`_graph_digest_once`).
+_GRAPH_DIGESTS: dict[tuple[str, FileSignature], str | None] = {}
 
 
 def _parse_onnx(path: str | os.PathLike[str]) -> tuple[bytes, Any, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -51,30 +52,40 @@ class ArtifactInfo:
     head_classes: Mapping[str, int] | None = None
 
 
+def _recorded(field: str) -> property:
+    return property(attrgetter(f"info.{field}"), doc=f"Its :class:`ArtifactInfo`'s ``{field}``.")
+
+
 class ArtifactModel(nn.Module):
     """An exported model behind a PyTorch module's interface: raw N×3×H×W input (or
     ``{modality: input}``), N×C×H×W float32 logits (or ``{head: logits}``), with ``arch``,
     ``num_classes``, ``input_convention``, ``preprocess``; ``runtime`` (``"onnxruntime"`` or
     ``"torchscript"``) and ``precision`` (``"int8"`` or ``"fp32"``, whatever autocast says),
-    as its :class:`ArtifactInfo` records them."""
+    read from its :class:`ArtifactInfo` (``info``)."""
+
+    runtime = _recorded("runtime")
+    arch = _recorded("arch")
+    geometry = _recorded("geometry")
+    num_classes = _recorded("num_classes")
+    input_convention = _recorded("convention")
+    input_names = _recorded("input_names")
+    #: What the file does to raw pixels: inside its graph (``raw_pixels``), else ``preprocess``.
+    raw_pixels = _recorded("raw_pixels")
+    labels_out = _recorded("labels_out")
+    precision = _recorded("precision")
 
     def __init__(self, run: Any, info: ArtifactInfo) -> None:
         super().__init__()
         self._run = run
-        self.runtime = info.runtime
-        self.arch = info.arch
-        self.geometry = info.geometry
-        self.num_classes = int(info.num_classes)
-        self.input_convention = info.convention
-        self.input_names = tuple(info.input_names)
-        self.head_classes = dict(info.head_classes or {})
-        #: What the file does to raw pixels: inside its graph (``raw_pixels``), else here.
-        self.preprocess = Preprocess(self.input_names, info.convention)
-        self.raw_pixels = info.raw_pixels
-        self.labels_out = info.labels_out
-        self.precision = info.precision
+        self.info = info
+        self.preprocess = Preprocess(info.input_names, info.convention)
         self.optimizations = [f"runtime: {info.runtime}"
                               + (" int8" if info.precision == "int8" else "")]
+
+    @property
+    def head_classes(self) -> dict[str, int]:
+        """``{head: number of classes}`` of a model of several heads, else empty."""
+        return dict(self.info.head_classes or {})
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
         device = first_of(x).device

@@ -351,3 +351,89 @@ def test_the_shares_of_classes_and_of_ignored_pixels_are_of_all_pixels(tmp_path,
     assert ["id", "class", "pixels", "share", "of", "all", "pixels"] in lines
     assert ["0", "bg", "32", "50.00%"] in lines and ["1", "fg", "16", "25.00%"] in lines
     assert ["255", "(ignored)", "16", "25.00%"] in lines
+
+
+def _folder_of(root, images, masks, lists=None) -> None:
+    """A folder dataset of classes bg and fg: ``images`` and ``masks`` by name (arrays), the
+    split lists ``lists`` ({split: names})."""
+    from PIL import Image
+
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True)
+    for name, image in images.items():
+        Image.fromarray(image).save(root / "images" / f"{name}.png")
+        Image.fromarray(masks[name]).save(root / "masks" / f"{name}.png")
+    (root / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    for split, names in (lists or {}).items():
+        (root / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
+
+
+def _with_a_void_mask(root) -> None:
+    """Two 8×8 images: ``a`` half fg, ``void`` whose mask ignores every pixel."""
+    import numpy as np
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4] = 1
+    _folder_of(root, {n: np.full((8, 8, 3), 90, np.uint8) for n in ("a", "void")},
+               {"a": mask, "void": np.full((8, 8), 255, np.uint8)})
+
+
+def test_masks_that_ignore_every_pixel_are_one_warning(tmp_path, capsys) -> None:
+    _with_a_void_mask(tmp_path)
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    assert [ln for ln in capsys.readouterr().out.splitlines() if "every pixel" in ln] == [
+        "warning: 1 mask(s) ignore every pixel (value 255), so training learns nothing from "
+        "them (void): left out of the pixel counts above"]
+
+
+def test_masks_that_ignore_every_pixel_are_left_out_of_the_shares(tmp_path, capsys) -> None:
+    _with_a_void_mask(tmp_path)
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines()]
+    assert ["1", "fg", "32", "50.00%"] in lines and ["255", "(ignored)", "0", "0.00%"] in lines
+
+
+def _scenes(count: int):
+    """``count`` distinct 128×128 pictures (generated scenes) and their masks, by name."""
+    from fcnseg.data import build_dataset
+
+    scenes = build_dataset({"name": "synthetic", "num_images": count, "size": 128, "seed": 3})
+    loaded = {f"s{k}": scenes.load(k) for k in range(count)}
+    return ({n: image for n, (image, _) in loaded.items()},
+            {n: (mask > 0).astype("uint8") for n, (_, mask) in loaded.items()})
+
+
+def _duplicate_lines(root, capsys) -> list[str]:
+    assert main(["check-data", "--dataset", "folder", "--root", str(root),
+                 "--num-workers", "0"]) == 0
+    return [ln for ln in capsys.readouterr().out.splitlines() if "val image(s) look" in ln]
+
+
+def test_a_val_image_that_copies_a_train_image_is_one_warning(tmp_path, capsys) -> None:
+    images, masks = _scenes(4)
+    images["copy"], masks["copy"] = images["s0"], masks["s0"]
+    _folder_of(tmp_path, images, masks, {"train": ["s0", "s1"], "val": ["s2", "s3", "copy"]})
+    assert _duplicate_lines(tmp_path, capsys) == [
+        "warning: 1 val image(s) look the same as a train image (the same thumbnail: a copy, "
+        "or the picture re-saved): copy ~ s0; validation scores on them overstate those on new "
+        "pictures: keep such pictures in one split"]
+
+
+def test_a_val_image_a_pixel_off_a_train_image_is_said_to_look_nearly_like_it(tmp_path,
+                                                                            capsys) -> None:
+    import numpy as np
+
+    images, masks = _scenes(4)
+    images["next"], masks["next"] = np.roll(images["s1"], 1, axis=1), masks["s1"]
+    _folder_of(tmp_path, images, masks, {"train": ["s0", "s1"], "val": ["s2", "s3", "next"]})
+    [line] = _duplicate_lines(tmp_path, capsys)
+    assert line.startswith("warning: 1 val image(s) look nearly like a train image "
+                           "(thumbnails within 32 of 256 bits") and ": next ~ s1;" in line
+
+
+def test_distinct_pictures_across_train_and_val_are_no_duplicates(tmp_path, capsys) -> None:
+    images, masks = _scenes(6)
+    _folder_of(tmp_path, images, masks, {"train": ["s0", "s1", "s2"], "val": ["s3", "s4", "s5"]})
+    assert _duplicate_lines(tmp_path, capsys) == []

@@ -13,7 +13,13 @@ from fcnseg.data.annotations.importer import MISSING
 from fcnseg.data.band_stats import band_statistics, format_band_table
 from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.build import build_dataset
-from fcnseg.data.check import Problem, scan_dataset
+from fcnseg.data.check import (
+    NEAR_DUPLICATE_BITS,
+    Problem,
+    ScanReport,
+    near_duplicates,
+    scan_dataset,
+)
 from fcnseg.data.cityscapes import checked_labels, find_cityscapes_dir
 from fcnseg.data.class_names import class_spelling_problem
 from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
@@ -81,7 +87,7 @@ def _union(lists: list[list[str]]) -> list[str]:
     return list(dict.fromkeys(i for ids in lists for i in ids))
 
 
-def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, description)
+def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: names}, description)
     if args.labels is not None and args.dataset not in (*ANNOTATION_FORMATS, "cityscapes"):
         raise ValueError(f"--labels: only for cityscapes and the annotation datasets "
                          f"({', '.join(ANNOTATION_FORMATS)}), not --dataset {args.dataset}")
@@ -91,7 +97,8 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.dataset == "synthetic":
         ds = build_dataset({"name": "synthetic", "num_images": args.num_images,
                             "size": args.size, "seed": args.seed, **data})
-        return ds, {"all": len(ds)}, f"synthetic ({args.num_images} images, seed {args.seed})"
+        names = [ds.name(i) for i in range(len(ds))]
+        return ds, {"all": names}, f"synthetic ({args.num_images} images, seed {args.seed})"
     required = ("voc_root", "sbd_root") if args.dataset == "seg11valid" else ("root",)
     for name in required:
         if getattr(args, name) is None:
@@ -99,15 +106,15 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.dataset == "seg11valid":
         ds = build_dataset({"name": "seg11valid", "voc_root": args.voc_root,
                             "sbd_root": args.sbd_root, **data})
-        return ds, {"seg11valid": len(ds)}, f"seg11valid over {ds.dir}"
+        return ds, {"seg11valid": list(ds.ids)}, f"seg11valid over {ds.dir}"
     if args.dataset in _SPLITS:
         return _open_splits(args, data)
     if args.dataset in ANNOTATION_FORMATS:
         splits = args.split or ["train", "val"]
         spec = {"name": args.dataset, "root": args.root, "labels": args.labels, **data}
-        counts = {s: len(build_dataset({**spec, "split": s})) for s in splits}
+        parts = {s: build_dataset({**spec, "split": s}).ids for s in splits}
         base = build_dataset({**spec, "split": splits[0] if len(splits) == 1 else None})
-        return base, counts, f"{args.dataset} annotations at {args.root}"
+        return base, parts, f"{args.dataset} annotations at {args.root}"
     if args.dataset == "voc":
         return _open_voc(args, data)
     return _open_folder(args, data)
@@ -130,7 +137,7 @@ def _open_voc(args: argparse.Namespace, data: dict[str, Any]):  # -> as _open
         raise ValueError(f"{empty} list{'s' if len(parts) == 1 else ''} no images: "
                          f"nothing to check")
     base = VOCSegmentation(args.root, str(spec["year"]), ids=_union(list(parts.values())))
-    return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
+    return base, parts, f"VOC{args.year} at {voc_dir}"
 
 
 def _open_splits(args: argparse.Namespace, data: dict[str, Any]):  # the datasets of _SPLITS
@@ -152,7 +159,7 @@ def _open_splits(args: argparse.Namespace, data: dict[str, Any]):  # the dataset
     parts = {s: list(build_dataset(spec, split=s).ids) for s in splits}
     base = build_dataset(spec, split=splits[0])
     base.ids = _union(list(parts.values()))
-    return base, {s: len(v) for s, v in parts.items()}, f"{label} at {folder}"
+    return base, parts, f"{label} at {folder}"
 
 
 def _open_folder(args: argparse.Namespace, data: dict[str, Any]):  # a folder dataset
@@ -161,14 +168,11 @@ def _open_folder(args: argparse.Namespace, data: dict[str, Any]):  # a folder da
     base = build_dataset(spec)
     splits = args.split or base.split_names()
     built = {s: build_dataset(spec, split=s) for s in splits}
-    parts = {s: d.ids for s, d in built.items()}
-    counts = {"all images": len(base.ids), **{s: len(v) for s, v in parts.items()}}
+    parts = {s: list(d.ids) for s, d in built.items()}
     base.training_split = built.get("train")  # whose band statistics training normalises by
-    if args.split:
-        base.ids = _union(list(parts.values()))
-    else:
-        base.ids = _union([list(base.ids), *parts.values()])
-    return base, counts, f"folder dataset at {root}"
+    every = list(base.ids)
+    base.ids = _union([*([] if args.split else [every]), *parts.values()])
+    return base, {"all images": every, **parts}, f"folder dataset at {root}"
 
 
 def _print_counts(counts, ignore_index: int) -> None:  # a ScanReport or HeadCounts
@@ -229,20 +233,57 @@ def _band_lines(dataset) -> list[str]:  # a dataset of bands
             *format_band_table(stats)]
 
 
+def _duplicate_lines(report: ScanReport, parts: dict[str, list[str]]) -> list[str]:
+    """One line for the val images that look the same as a train image, one for those that
+    look nearly the same (:func:`near_duplicates`), naming a few pairs."""
+    train, val = ({n: report.hashes[n] for n in parts.get(s, ()) if n in report.hashes}
+                  for s in ("train", "val"))
+    found = near_duplicates(train, val)
+    lines = []
+    for same, look, why in (
+            (True, "the same as", "the same thumbnail: a copy, or the picture re-saved"),
+            (False, "nearly like", f"thumbnails within {NEAR_DUPLICATE_BITS} of 256 bits: video "
+                                   f"frames a few apart, an edited picture")):
+        pairs = [f"{v} ~ {t}" for v, t, bits in found if (bits == 0) == same]
+        if pairs:
+            more = f" and {len(pairs) - 3} more" if len(pairs) > 3 else ""
+            lines.append(f"{len(pairs)} val image(s) look {look} a train image ({why}): "
+                         f"{', '.join(pairs[:3])}{more}; validation scores on them overstate "
+                         f"those on new pictures: keep such pictures in one split")
+    return lines
+
+
+def _warnings(dataset, report: ScanReport, parts: dict[str, list[str]]) -> list[str]:
+    """What check-data warns of, besides empty splits and bad samples."""
+    void = report.void
+    lines = [*getattr(dataset, "warnings", ()), narrow_range_warning(dataset),
+             large_images_warning(sample_image_sizes(dataset, limit=len(dataset)),
+                                  images="images checked"),
+             dataset.remap_warning(report.unlisted_values) if report.unlisted_values else None,
+             *(f"{path}: mask without an image (not used)"
+               for path in getattr(dataset, "unmatched_masks", lambda: [])()),
+             f"{len(void)} mask(s) ignore every pixel (value {dataset.ignore_index}), so training "
+             f"learns nothing from them ({', '.join(void[:3])}{' ...' * (len(void) > 3)}): "
+             f"left out of the pixel counts above" if void else None,
+             *_duplicate_lines(report, parts)]
+    return [line for line in lines if line]
+
+
 def run(args: argparse.Namespace) -> int:
-    dataset, split_counts, description = _open(args)
+    dataset, parts, description = _open(args)
     if len(dataset) == 0:  # an empty scan is no success
         raise ValueError(f"{description}: no images to check")
-    report = scan_dataset(dataset, workers=args.workers, progress=True)
+    report = scan_dataset(dataset, workers=args.workers, progress=True,
+                          hashes="train" in parts and "val" in parts)
 
     print(f"dataset: {description}")
     print(f"classes: {dataset.num_classes}, ignore value: {dataset.ignore_index}")
     print(f"\n{'split':<14} {'images':>6}")
-    for split, n in split_counts.items():
-        print(f"{split:<14} {n:>6}")
+    for split, names in parts.items():
+        print(f"{split:<14} {len(names):>6}")
     print(f"{'checked':<14} {report.images:>6} distinct images")
     rule = getattr(dataset, "split_rule", None)  # how an export read directly splits
-    for split in (s for s, n in split_counts.items() if n == 0):
+    for split in (s for s, names in parts.items() if not names):
         print(f"warning: split {split!r} holds no images: a run that trains or validates on it "
               f"stops before its first step" + (f"; {rule}" if rule else ""))
     if excluded := tuple(getattr(dataset, "excluded_ids", ())):
@@ -256,14 +297,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(dataset, "bands", None):
         print("\n".join(_band_lines(dataset)))
 
-    warning_lines = [*getattr(dataset, "warnings", ()), narrow_range_warning(dataset),
-                     large_images_warning(sample_image_sizes(dataset, limit=len(dataset)),
-                                          images="images checked"),
-                     dataset.remap_warning(report.unlisted_values)
-                     if report.unlisted_values else None,
-                     *(f"{path}: mask without an image (not used)"
-                       for path in getattr(dataset, "unmatched_masks", lambda: [])())]
-    for warning in filter(None, warning_lines):
+    for warning in _warnings(dataset, report, parts):
         print(f"warning: {warning}")
     problems = _problems(args, dataset, report)
     if problems:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -54,30 +55,73 @@ class ScanReport:
     #: Mask values a folder dataset's remap table does not list that stayed class indices
     #: (:meth:`fcnseg.data.folder.FolderSegmentation.unlisted_values`).
     unlisted_values: set[int] = field(default_factory=set)
+    #: The samples whose every pixel is ignored, by name: left out of the pixel counts.
+    void: list[str] = field(default_factory=list)
+    #: Each sample's :func:`difference_hash` by name, when the scan was asked for them.
+    hashes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-class _Scan(Dataset):
-    """Loads each sample and returns its problem or, by head, its pixel counts per class and of
-    the ignore value (in loader workers)."""
+def difference_hash(image: np.ndarray) -> np.ndarray:
+    """Which of the 16×17 box-filtered grey values of ``image`` (H×W or H×W×C) are brighter
+    than their left-hand neighbour: 256 bits (32 bytes) that a copy, a re-saved or slightly
+    shifted picture keeps but for a few."""
+    step = max(1, min(image.shape[:2]) // 64)  # a grid of 64 pixels is enough for 16×17
+    pixels = image[::step, ::step]
+    pixels = pixels.reshape(*pixels.shape[:2], -1).astype(np.float32)
+    grey = pixels @ np.ones(pixels.shape[-1], np.float32)  # faster than .sum(-1)
+    thumb = np.asarray(Image.fromarray(grey).resize((17, 16), Image.Resampling.BOX))
+    return np.packbits(thumb[:, 1:] > thumb[:, :-1])
 
-    def __init__(self, dataset: SegmentationDataset, indices: list[int]) -> None:
-        self.dataset, self.indices = dataset, indices
+
+#: The most bits (of 256) in which the :func:`difference_hash` of two pictures differ for them to
+#: be near duplicates: a re-saved JPEG differs in a few, a picture shifted by 1% in some 20, two
+#: unrelated ones in about 128.
+NEAR_DUPLICATE_BITS = 32
+
+
+def near_duplicates(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray],
+                    max_bits: int = NEAR_DUPLICATE_BITS) -> list[tuple[str, str, int]]:
+    """(name in ``val``, the name of another picture in ``train`` with the closest hash, the
+    bits in which they differ) for each picture of ``val`` within ``max_bits`` of one in
+    ``train`` (name: :func:`difference_hash`)."""
+    names = list(train)
+    if not names:
+        return []
+    hashes = np.stack(list(train.values())).view(np.uint64)
+    index = {name: k for k, name in enumerate(names)}
+    found = []
+    for name, hashed in val.items():
+        bits = np.bitwise_count(hashes ^ hashed.view(np.uint64)).sum(1, dtype=np.int64)
+        if name in index:
+            bits[index[name]] = max_bits + 1  # the same name: not a second picture
+        if bits[k := int(bits.argmin())] <= max_bits:
+            found.append((name, names[k], int(bits[k])))
+    return found
+
+
+class _Scan(Dataset):
+    """Loads each sample and returns its problem or its name, by head its pixel counts per
+    class and of the ignore value, the unlisted mask values and, when ``hashes``, its image's
+    :func:`difference_hash` (in loader workers)."""
+
+    def __init__(self, dataset: SegmentationDataset, indices: list[int], hashes: bool) -> None:
+        self.dataset, self.indices, self.hashes = dataset, indices, hashes
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, k: int) -> Problem | tuple[dict[str | None, tuple[np.ndarray, int]],
-                                                      set[int]]:
+    def __getitem__(self, k: int) -> Problem | tuple[str, dict[str | None, tuple[np.ndarray, int]],
+                                                      set[int], np.ndarray | None]:
         i = self.indices[k]
         ds = self.dataset
         # FolderSegmentation notes the mask values its remap passes through, reading masks once.
         load = getattr(ds, "load_noting_unlisted", None)
         try:
-            _, label, unlisted = (*ds.load(i), set()) if load is None else load(i)
+            image, label, unlisted = (*ds.load(i), set()) if load is None else load(i)
         except DataError as e:
             return Problem(i, ds.name(i), e.path, e.problem)
         except Exception as e:  # any other failure to read is still a problem with this sample
@@ -88,7 +132,8 @@ class _Scan(Dataset):
             n = len(classes.get(head, ds.classes))
             valid = lb != ds.ignore_index
             counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n], int((~valid).sum())
-        return counts, unlisted
+        hashed = self.hashes and isinstance(image, np.ndarray) and image.ndim in (2, 3)
+        return ds.name(i), counts, unlisted, difference_hash(image) if hashed else None
 
 
 def _head_classes(ds: SegmentationDataset) -> Mapping[str | None, tuple[str, ...]]:
@@ -109,14 +154,16 @@ def _as_is(item: Any) -> Any:
 
 
 def scan_dataset(dataset: SegmentationDataset, indices: list[int] | None = None,
-                 workers: int = 0, progress: bool = False) -> ScanReport:
-    """Read every sample (or ``indices``) untransformed, collecting pixel counts and problems."""
+                 workers: int = 0, progress: bool = False, hashes: bool = False) -> ScanReport:
+    """Read every sample (or ``indices``) untransformed, collecting pixel counts (less those of
+    the samples whose every pixel is ignored, named in ``void``) and problems; with
+    ``hashes``, each image's :func:`difference_hash`."""
     indices = list(range(len(dataset))) if indices is None else list(indices)
     report = ScanReport(tuple(dataset.classes), dataset.ignore_index,
                         class_pixels=np.zeros(dataset.num_classes, np.int64))
     heads = {head: HeadCounts(tuple(names), np.zeros(len(names), np.int64))
              for head, names in _head_classes(dataset).items()}
-    scan = _Scan(dataset, indices)
+    scan = _Scan(dataset, indices, hashes)
     items: Iterable[Any] = (scan[k] for k in range(len(scan)))
     if workers > 0:
         items = DataLoader(scan, batch_size=None, num_workers=workers, collate_fn=_as_is,
@@ -128,8 +175,13 @@ def scan_dataset(dataset: SegmentationDataset, indices: list[int] | None = None,
         if isinstance(item, Problem):
             report.problems.append(item)
             continue
-        item, unlisted = item
+        name, item, unlisted, hashed = item
         report.unlisted_values |= unlisted
+        if hashed is not None:
+            report.hashes[name] = hashed
+        if not any(counts.any() for counts, _ in item.values()):
+            report.void.append(name)
+            continue
         for head, (counts, ignored) in item.items():
             if head not in heads:
                 raise ValueError(f"dataset returned a label map {head!r} that its heads "

@@ -675,6 +675,21 @@ def test_importing_with_a_val_fraction_into_a_folder_that_records_none_splits_ag
     assert "changed split" in capsys.readouterr().out
 
 
+def test_a_folder_an_earlier_release_imported_with_no_val_images_keeps_none(
+        tmp_path: Path) -> None:
+    for k in range(8):
+        labelme_file(tmp_path / "src", f"img{k}", ["cell"])
+    out = tmp_path / "ds"
+    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out),
+                 "--val-fraction", "0"]) == 0
+    config = yaml.safe_load((out / "dataset.yaml").read_text())
+    del config["val_fraction"]  # as fcnseg wrote it before recording one
+    (out / "dataset.yaml").write_text(yaml.safe_dump(config))
+    labelme_file(tmp_path / "src", "img8", ["cell"])
+    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out)]) == 0
+    assert yaml.safe_load((out / "dataset.yaml").read_text())["val_fraction"] == 0
+
+
 def test_the_default_val_fraction_is_not_written_so_earlier_releases_read_the_folder(
         tmp_path: Path) -> None:
     for k in range(4):

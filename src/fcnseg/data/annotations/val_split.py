@@ -84,9 +84,9 @@ def fraction_splitting(listed: Mapping[str, str]) -> float | None:
     video = {n: video_of(n) for n in listed}
     whole = len(set(video.values()) - {None}) > 1  # frames split by their video's hash
     share = {n: _share(video[n] if whole and video[n] is not None else n) for n in listed}
-    low = max((share[n] for n, s in listed.items() if s == "val"), default=0.0)
+    low = max((share[n] for n, s in listed.items() if s == "val"), default=-1.0)
     high = min((share[n] for n, s in listed.items() if s != "val"), default=1.0)
-    for fraction in (0.2, *(math.floor(low * 10**d + 1) / 10**d for d in range(1, 7))):
+    for fraction in (0.2, *(max(0.0, math.floor(low * 10**d + 1) / 10**d) for d in range(7))):
         if low < fraction <= high and split_names(listed, fraction).of == listed:
             return fraction
     return None

@@ -432,6 +432,15 @@ def test_camera_raw_problem_leaves_a_callers_stream_where_it_was(tmp_path, dng):
     assert stream.tell() == 3
 
 
+def test_file_head_leaves_a_stream_where_it_was() -> None:
+    from fcnseg.data.images import file_head
+
+    stream = io.BytesIO(b"0123456789")
+    stream.seek(3)
+    assert file_head(stream, 4, offset=2) == b"2345"
+    assert stream.tell() == 3
+
+
 class _Unseekable(io.RawIOBase):
     """A stream read once from the start, as an HTTP response is."""
 

@@ -107,15 +107,13 @@ def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
 def camera_raw_problem(source: Any) -> str | None:
     """The line refusing a camera raw file, a path or a seekable stream: a DNG or CR2 by its
     content, others (NEF, ...) by their suffix; None for any other file."""
-    kind, at = None, source.tell() if hasattr(source, "seekable") and source.seekable() else None
+    kind = None
     if isinstance(source, Path) and source.suffix.lower() in CAMERA_RAW_SUFFIXES:
         kind = source.suffix[1:].upper()
     elif (head := file_head(source, 16))[:4] in TIFF_MAGIC and head[8:10] == b"CR":
         kind = "CR2"  # Canon's: a TIFF with its own marker after the header
     elif head[:4] in TIFF_MAGIC and DNG_VERSION_TAG in _first_ifd_tags(source, head):
         kind = "DNG"
-    if at is not None:  # a caller's stream is left where it was
-        source.seek(at)
     if kind is None:
         return None
     return f"a camera raw file ({kind}), which fcnseg does not read: {CAMERA_RAW_ADVICE}"
@@ -550,14 +548,18 @@ def image_format_problem(head: bytes) -> str:
 
 def file_head(stream: Any, size: int = 16, offset: int = 0) -> bytes:
     """``size`` bytes at ``offset`` (default: the first bytes) of a file path or seekable
-    stream, left after them (b"" when they cannot be read)."""
+    stream, left where it was (b"" when they cannot be read)."""
     with contextlib.suppress(Exception):
         if isinstance(stream, str | os.PathLike):
             with open(stream, "rb") as f:
                 f.seek(offset)
                 return f.read(size)
-        stream.seek(offset)
-        return bytes(stream.read(size))
+        at = stream.tell()
+        try:
+            stream.seek(offset)
+            return bytes(stream.read(size))
+        finally:
+            stream.seek(at)
     return b""
 
 

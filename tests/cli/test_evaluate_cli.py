@@ -541,3 +541,17 @@ def test_a_sigterm_while_the_checkpoint_loads_says_so_and_exits_by_it(
         "fcnseg evaluate: stopped by signal 15 before the scores were complete; nothing "
         "written; run the same command to evaluate"])
     assert not (tmp_path / "eval").exists()
+
+
+def test_an_out_that_is_a_file_is_one_line_before_scoring(synthetic_checkpoint, tmp_path,
+                                                         monkeypatch, capsys):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    import fcnseg.cli.evaluate as evaluate_cli
+
+    monkeypatch.setattr(evaluate_cli, "load_checkpoint", lambda *a, **k: pytest.fail("loaded"))
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
+               "--num-images", "2", "--out", str(tmp_path / "notes.txt"), "--device", "cpu"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err == (f"fcnseg evaluate: error: output folder {tmp_path / 'notes.txt'}: exists "
+                   f"and is not a folder\n")

@@ -43,3 +43,17 @@ def test_a_lost_process_is_printed_only_by_the_process_that_reports_it(
     expected = [] if reported_elsewhere else \
         ["fcnseg train: error: lost another of 3 training processes (...)"]
     assert out.err.splitlines() == expected and out.out == ""
+
+
+@pytest.mark.parametrize("where", ["notes.txt", "notes.txt/run"])
+def test_a_run_folder_that_cannot_be_made_is_one_line_before_the_data_is_read(
+        where, tmp_path, monkeypatch, capsys):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    from fcnseg.cli import train as train_command
+
+    monkeypatch.setattr(train_command, "train", lambda *a, **k: pytest.fail("trained"))
+    rc = main(["train", "--recipe", "synthetic-fcn8s", "--out", str(tmp_path / where)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"fcnseg train: error: output folder {tmp_path / where}: ")

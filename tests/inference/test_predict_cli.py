@@ -196,6 +196,25 @@ def test_a_read_only_output_location_is_a_one_line_error(make_checkpoint, images
     assert f"{readonly / 'preds'}: cannot create it: Read-only file system" in err
 
 
+def test_a_read_only_output_folder_is_one_line_before_any_image(make_checkpoint, images,
+                                                                tmp_path, capsys) -> None:
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                              str(readonly)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images),
+                   "--out", str(readonly), "--no-progress"])
+    finally:
+        subprocess.run(["umount", str(readonly)], check=True)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == (f"fcnseg predict: error: output folder {readonly}: cannot write in it "
+                   f"(read-only, or no write permission): give another folder\n")
+
+
 def test_an_output_location_below_a_file_is_a_one_line_error(make_checkpoint, images, tmp_path,
                                                             capsys) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder")

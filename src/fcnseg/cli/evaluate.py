@@ -21,6 +21,7 @@ from fcnseg.engine.evaluation import (
 from fcnseg.engine.signals import until_signal
 from fcnseg.inference.runner import resolve_device
 from fcnseg.metrics import DEFAULT_COVERAGES
+from fcnseg.utils.files import check_output_folder, prepare_output_folder
 
 NAME = "evaluate"
 HELP = "Score a checkpoint on a dataset: pixel acc, mean acc, mean IU, fw IU, per-class table."
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     coverages = _parse_coverage(args.coverage) if args.coverage else DEFAULT_COVERAGES
     if args.strips < 0:
         raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
+    if args.out is not None:  # before the data is scored
+        check_output_folder(args.out)
     scored, stopped = until_signal(lambda: _score(  # model loading included
         args, device=device, predict_fn=inner if tta is None else tta.predict_fn(inner),
         coverages=coverages))
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         return 128 + int(stopped or 0)
     ckpt, spec, result = scored
     precision_from = precision_source(ckpt, args.precision)
-    out = output_folder(args.checkpoint, args.out)  # said once the data could be scored
+    # said once the data could be scored; beside a read-only checkpoint, one line
+    out = prepare_output_folder(output_folder(args.checkpoint, args.out))
     precision = args.precision or (None if ckpt.get("artifact") else result["precision"])
     result["options"] = {"device": device, "batch_size": args.batch_size,
                          "precision": precision, "precision_from": precision_from,

@@ -40,7 +40,6 @@ from fcnseg.inference.files import (
     output_files,
     outputs_job,
     parse_classes,
-    prepare_output_folder,
 )
 from fcnseg.inference.pipeline import (
     Plan,
@@ -55,6 +54,7 @@ from fcnseg.inference.pipeline import (
 from fcnseg.inference.rasters import TILING_RULE, model_identity
 from fcnseg.inference.segmenter import IgnoreMaskError
 from fcnseg.inference.visualize import COLORMAPS, background_classes
+from fcnseg.utils.files import prepare_output_folder
 from fcnseg.weightfiles.artifacts import labels_only_error
 
 NAME = "predict"

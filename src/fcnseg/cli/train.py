@@ -12,6 +12,7 @@ from fcnseg.engine.budget import parse_duration, process_start_time
 from fcnseg.engine.config import TrainConfig, apply_overrides
 from fcnseg.engine.errors import ProcessLost
 from fcnseg.models.factories import allow_factory_modules
+from fcnseg.utils.files import check_output_folder
 
 NAME = "train"
 HELP = "Train an FCN from a recipe (see `fcnseg recipes`); resumable with --resume."
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)  # before the data is read
     recipe = args.recipe
     if recipe is None:
         saved = Path(args.out) / "recipe.yaml"

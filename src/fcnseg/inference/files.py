@@ -64,25 +64,6 @@ UNREAD_PICTURES = {".jxl": "JPEG XL", ".psd": "Photoshop", ".svg": "SVG drawing"
 _FOLDER_PICTURES = IMAGE_EXTENSIONS | frozenset(UNREAD_PICTURES)
 
 
-class OutputFolderError(RuntimeError):
-    """The output folder cannot be used (not a folder, or it cannot be created)."""
-
-
-def prepare_output_folder(out_dir: PathLike) -> Path:
-    """Create ``out_dir`` (and its parents) if needed; a clear error when that is impossible."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputFolderError(f"output folder {out_dir}: exists and is not a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        where = f" ({e.filename})" if e.filename and Path(e.filename) != out_dir else ""
-        raise OutputFolderError(f"output folder {out_dir}: cannot create it: {reason}{where}") \
-            from None
-    return out_dir
-
-
 def record_outputs(out_dir: PathLike, paths: Iterable[PathLike],
                    digests: Iterable[str] | None = None) -> None:
     """Append ``paths`` (inside ``out_dir``) to the folder's manifest, before they are written;

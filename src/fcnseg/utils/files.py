@@ -143,6 +143,43 @@ def check_writable(path: PathLike, what: str = "--out") -> None:
                          f"({e.strerror or type(e).__name__})") from None
 
 
+class OutputFolderError(RuntimeError):
+    """The output folder cannot be used (not a folder, or it cannot be created or written in)."""
+
+
+def prepare_output_folder(out_dir: PathLike) -> Path:
+    """Create ``out_dir`` (and its parents) if needed; an OutputFolderError naming it when it
+    is no folder, cannot be created or cannot be written in (:func:`check_output_folder`)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file of that name: said as such
+        check_output_folder(out_dir)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        where = f" ({e.filename})" if e.filename and Path(e.filename) != out_dir else ""
+        raise OutputFolderError(f"output folder {out_dir}: cannot create it: {reason}{where}") \
+            from None
+    return check_output_folder(out_dir)
+
+
+def check_output_folder(out_dir: PathLike) -> Path:
+    """``out_dir``, nothing created, once it is a folder this process can write in or one it
+    can create; else an OutputFolderError naming it, before the slow work that fills it."""
+    out_dir = there = Path(out_dir)
+    while not there.exists() and there.parent != there:
+        there = there.parent
+    if not there.is_dir():
+        raise OutputFolderError(f"output folder {out_dir}: " + (
+            "exists and is not a folder" if there == out_dir
+            else f"cannot create it: {there} is not a folder"))
+    if not os.access(there, os.W_OK | os.X_OK):
+        what = "write in it" if there == out_dir else f"create it in {there}"
+        raise OutputFolderError(f"output folder {out_dir}: cannot {what} (read-only, or no "
+                                f"write permission): give another folder")
+    return out_dir
+
+
 def files_fingerprint(header: Any, paths: Iterable[PathLike]) -> str:
     """A hex digest of ``header`` (JSON) and of each file's path, size and modification time:
     it changes when a file is edited, added or removed."""

@@ -223,6 +223,16 @@ def test_a_batch_larger_than_the_training_set_names_the_value_that_works(tmp_pat
         train(load_config(recipe, out=str(tmp_path / "run")))
 
 
+def test_a_batch_scaled_by_the_loss_sample_rate_is_named_by_the_batch_size_set(
+        tmp_path: Path) -> None:
+    spec = write_folder_dataset(tmp_path / "two", count=2)
+    recipe = tiny_recipe(data={"train": spec, "val": None, "batch_size": 1},
+                         loss={"sample_rate": 0.25, "sample_rate_scales_batch": True})
+    with pytest.raises(ValueError, match=r"data.batch_size: 1 \(÷ loss.sample_rate: 4 images\) "
+                                         r"per process is more than the 2 training images"):
+        train(load_config(recipe, out=str(tmp_path / "run")))
+
+
 def test_raster_windows_are_measured_as_windows_not_as_generated_images(tmp_path: Path) -> None:
     import numpy as np
     import tifffile

@@ -562,11 +562,15 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset, ignore
     workers = loader_workers(config.data.num_workers)
     sampler = ResumableSampler(len(train_ds), seed=config.seed,  # type: ignore[arg-type]
                                rank=info.rank, world_size=info.world_size)
-    if sampler.per_epoch() // batch < 1:
-        fits = max(1, sampler.per_epoch() * config.data.batch_size // batch)
-        raise ValueError(f"data.batch_size: {batch} per process is more than the "
-                         f"{sampler.per_epoch()} training images each process gets; set "
-                         f"data.batch_size={fits} or less (or add training images)")
+    if sampler.per_epoch() // batch < 1:  # a batch holds an image once, random crops or not
+        size = config.data.batch_size
+        fits = max(1, sampler.per_epoch() * size // batch)
+        scaled = f" (÷ loss.sample_rate: {batch} images)" if batch != size else ""
+        raise ValueError(f"data.batch_size: {size}{scaled} per process is more than the "
+                         f"{sampler.per_epoch()} training images each process gets: a batch "
+                         f"holds each image once; set data.batch_size={fits} or less, with "
+                         f"optim.accumulate={config.optim.accumulate * -(-size // fits)} for "
+                         f"as many images a step (or add training images)")
     # off the global RNG: creating a loader never shifts the model's random stream
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,

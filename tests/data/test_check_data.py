@@ -104,3 +104,13 @@ def test_an_empty_split_list_is_warned_about(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "warning: split 'val' holds no images" in out
     assert "'train' holds no images" not in out
+
+
+def test_near_duplicates_are_found_with_numpy_1_which_lacks_bitwise_count(monkeypatch):
+    from fcnseg.data.check import difference_hash, near_duplicates
+
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # NumPy 2.0 added it
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    other = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    train = {"a": difference_hash(image), "b": difference_hash(other)}
+    assert near_duplicates(train, {"c": difference_hash(image.copy())}) == [("c", "a", 0)]

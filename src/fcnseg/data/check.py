@@ -91,11 +91,11 @@ def near_duplicates(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarra
     names = list(train)
     if not names:
         return []
-    hashes = np.stack(list(train.values())).view(np.uint64)
+    hashes = np.stack(list(train.values()))
     index = {name: k for k, name in enumerate(names)}
     found = []
     for name, hashed in val.items():
-        bits = np.bitwise_count(hashes ^ hashed.view(np.uint64)).sum(1, dtype=np.int64)
+        bits = np.unpackbits(hashes ^ hashed, axis=1).sum(1, dtype=np.int64)  # any NumPy
         if name in index:
             bits[index[name]] = max_bits + 1  # the same name: not a second picture
         if bits[k := int(bits.argmin())] <= max_bits:

@@ -53,6 +53,20 @@ def test_rgb_masks_through_a_colour_table(tmp_path):
     assert tuple(ds.palette[255]) == (224, 224, 192)  # void keeps its colour
 
 
+def test_palette_masks_with_a_colour_table_give_the_class_of_each_colour(tmp_path):
+    # Two tools' palettes: index 1 is road in one file, car in the other.
+    table = [[0, 0, 0], [128, 64, 128], [0, 0, 142]]
+    masks = {}
+    for stem, order in (("a", [0, 1, 2]), ("b", [0, 2, 1])):
+        mask = Image.fromarray(np.array([[0, 1], [2, 2]], np.uint8), mode="P")
+        mask.putpalette([c for k in order for c in table[k]])
+        masks[stem] = mask
+    make_folder(tmp_path, masks, {"classes": ["bg", "road", "car"], "colors": table})
+    ds = FolderSegmentation(tmp_path)
+    np.testing.assert_array_equal(ds[0][1], [[0, 1], [2, 2]])
+    np.testing.assert_array_equal(ds[1][1], [[0, 2], [1, 1]])
+
+
 def test_binary_0_255_masks_are_remapped(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
                 {"classes": ["background", "object"], "remap": {255: 1}})

@@ -170,15 +170,17 @@ def read_label_and_values(
     ``remap`` (what :func:`passed_through` inspects) from the same read of the file.
 
     Palette PNGs give their indices, grey and 16-bit masks their values; RGB masks need
-    ``colors`` (K×3: class k is ``colors[k]``; ``color_ignore`` marks void), any other colour
-    is an error naming a few. ``remap`` then replaces raw values (``{255: 1}``),
-    ``remap_other`` every value it does not list but ``ignore_index``; with ``num_classes``
-    every value must be a class or ``ignore_index``. ``advice`` says what to do otherwise.
+    ``colors`` (K×3: class k is ``colors[k]``; ``color_ignore`` marks void), by which palette
+    PNGs are read too where given; any other colour is an error naming a few. ``remap`` then
+    replaces raw values (``{255: 1}``), ``remap_other`` every value it does not list but
+    ``ignore_index``; with ``num_classes`` every value must be a class or ``ignore_index``.
+    ``advice`` says what to do otherwise.
     """
     path = Path(path)
     with _open(path, "mask") as img:
         mode = img.mode
-        if mode in ("RGB", "RGBA"):
+        # A palette PNG read by its colours where they are given: palettes differ between tools
+        if mode in ("RGB", "RGBA") or (mode == "P" and colors is not None):
             if colors is None:
                 raise DataError(path, f"RGB mask where class indices are expected: {advice.rgb}")
             rgb = np.asarray(img.convert("RGB"))

@@ -345,6 +345,21 @@ def test_cvat_mask_missing_image_and_label_not_listed(tmp_path: Path) -> None:
                             f"'car' is not in the label list") for e in report.errors)
 
 
+def test_cvat_mask_export_copied_from_a_mac_reads_upper_case_masks_not_apple_double_files(
+        tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text("background:0,0,0::\ncar:250,50,83::\n")
+    colours = np.zeros((30, 40, 3), np.uint8)
+    colours[:5] = (250, 50, 83)
+    Image.fromarray(colours).save(src / "SegmentationClass" / "a.PNG")
+    (src / "SegmentationClass" / "._a.PNG").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    picture(src / "JPEGImages" / "a.jpg")
+    report = import_annotations("cvat-mask", src, tmp_path / "out")
+    assert report.errors == []
+    assert (read_mask(tmp_path / "out", "a")[:5] == 1).all()
+
+
 @pytest.mark.parametrize("fmt", ["cvat", "labelstudio"])
 def test_non_utf8_export_file_names_are_shown_as_bytes(fmt, tmp_path: Path) -> None:
     src = tmp_path / "src"

@@ -41,6 +41,15 @@ def test_an_output_folder_inside_the_input_folder_is_not_scanned(tmp_path) -> No
     assert sorted(p.name for p, _ in inputs) == ["a.png", "b.png"]
 
 
+def test_hidden_files_and_folders_of_a_folder_are_not_inputs(tmp_path) -> None:
+    (tmp_path / ".thumbnails").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "IMG_0001.JPG")
+    Image.new("RGB", (4, 4)).save(tmp_path / ".thumbnails" / "IMG_0001.png")
+    (tmp_path / "._IMG_0001.JPG").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # AppleDouble
+    inputs, problems = collect_inputs([str(tmp_path)])
+    assert [p.name for p, _ in inputs] == ["IMG_0001.JPG"] and not problems
+
+
 def test_files_listed_in_a_manifest_above_them_are_not_inputs(tmp_path) -> None:
     (tmp_path / "sub").mkdir()
     for rel in ("a.png", "a_label.png", "sub/b_overlay.png"):

@@ -151,8 +151,10 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None,
         if path.is_dir():
             # An output folder below this one is not scanned (the folder itself is).
             skip = out_dir is not None and path.resolve() in out_dir.resolve().parents
-            # Pictures by name first: the folder's other files are never resolved nor looked up.
+            # Pictures by name first: the folder's other files are never resolved nor looked up;
+            # hidden ones (macOS's ._IMG_0001.JPG beside each photo copied from a Mac) neither.
             files = [f for f in sorted(path.rglob("*")) if f.suffix.lower() in _FOLDER_PICTURES
+                     and not any(p.startswith(".") for p in f.relative_to(path).parts)
                      and f.is_file() and not (skip and out_dir.resolve() in f.resolve().parents)
                      and f not in own]
             hits = [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files

@@ -92,7 +92,8 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
     image_dirs = [images] if images is not None else [src / "JPEGImages", src / "images", src]
     items = []
     code_of = {(r << 16) | (g << 8) | b: k for k, (r, g, b) in enumerate(colours)}
-    for png in sorted(mask_dir.glob("*.png")):
+    for png in sorted(p for p in mask_dir.iterdir()  # not macOS's ._a.png beside a.png
+                      if p.suffix.lower() == ".png" and not p.name.startswith(".")):
         # The picture in the first folder that has it, else where a JPEG is expected.
         item = AnnotatedImage(name=png.stem, source=png, image_path=find_picture(
             (d / f"{png.stem}{e}" for d in image_dirs for e in _SUFFIXES),

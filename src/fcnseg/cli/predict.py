@@ -45,6 +45,7 @@ from fcnseg.inference.pipeline import (
     Plan,
     RasterRun,
     Tally,
+    check_ignore_mask,
     first_size,
     left_to_do,
     plan_inputs,
@@ -52,7 +53,7 @@ from fcnseg.inference.pipeline import (
     segment_rasters,
 )
 from fcnseg.inference.rasters import TILING_RULE, model_identity
-from fcnseg.inference.segmenter import IgnoreMaskError
+from fcnseg.inference.segmenter import read_ignore_mask
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 from fcnseg.utils.files import prepare_output_folder
 from fcnseg.weightfiles.artifacts import labels_only_error
@@ -185,7 +186,10 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
                    help="a fixed camera's hood or region of interest: an image of the frames' "
                         "size, black (0) where pixels are left out, any other colour where they "
                         "are kept; pixels left out are labelled 255 (no data), keep the photo's "
-                        "colours in overlays and count in no class (--counts)")
+                        "colours in overlays and count in no class (--counts); for rasters "
+                        "segmented by tiles, a raster of their size, 0 in every band where "
+                        "pixels are left out, read by windows (a tiled GeoTIFF for a large "
+                        "one): those pixels are written as pixels without data are")
     p.add_argument("--outlines", action="store_true",
                    help="outline each class's regions in the overlay")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
@@ -263,13 +267,9 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         raise ValueError("--format, --rank and --counts gather every image into one file: run "
                          "them in one process, not under torchrun")
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-    try:
-        seg = Segmenter.from_checkpoint(args.checkpoint,
-                                        device=ranks.device if ranks.distributed else args.device,
-                                        **running, precision=args.precision, **limits,
-                                        ignore_mask=args.ignore_mask)
-    except IgnoreMaskError as e:
-        raise ImageError(f"--ignore-mask {e.mask}", e.problem) from None
+    seg = Segmenter.from_checkpoint(args.checkpoint,
+                                    device=ranks.device if ranks.distributed else args.device,
+                                    **running, precision=args.precision, **limits)
     wanted = [name for name, given in (  # the options given that need probabilities
         ("--probs", args.probs), ("--uncertainty", args.uncertainty or args.uncertainty_kind),
         ("--heatmaps", args.heatmaps), ("--heatmaps-present", args.heatmaps_present),
@@ -279,11 +279,12 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     label_ids = (benchmark_label_ids(args.label_ids, seg.class_names, args.checkpoint)
                  if args.label_ids else ())
     counts = ClassCounts(args.counts, seg.class_names) if args.counts else None
-    # Created once the model is known to give what was asked: a refusal writes nothing.
-    out_dir = prepare_output_folder(args.out)
     plan = plan_inputs(seg, inputs, max_pixels=args.max_pixels, input_dirs=args.input_dir,
                        rank=ranks.rank, world_size=ranks.world_size,
                        gather=partial(all_gather_objects, info=ranks))
+    _take_ignore_mask(args.ignore_mask, seg, plan)
+    # Created once the model is known to give what was asked: a refusal writes nothing.
+    out_dir = prepare_output_folder(args.out)
     if args.compile and plan.images:
         failure = seg.compile(first_size(plan.images),
                               batch_size=min(args.batch_size, len(plan.images)))
@@ -313,7 +314,6 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
            cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
     job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
-    # --counts' rows: a raster's added once its label raster is complete (RasterRun.counted)
     every: list[tuple[Path, Path | None]] = [] if counts is None else [
         *((path, None) for path, _ in plan.rasters),
         *((path, output_files(out_dir, name, seg.class_names).label) for path, name in plan.images)]
@@ -347,7 +347,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                     uncertainty=bool(kinds))
     run = RasterRun(tiles, ids, style, _report,
                     partial(Progress, unit="tile", off=args.no_progress),
-                    counted=counts.add_raster if counts is not None else None)
+                    counted=counts.add_raster if counts is not None else None,
+                    mask=args.ignore_mask)
     stopped = (_segment_rasters(seg, plan, (out_dir, run), tally)
                or _segment_images(args, seg, plan, (out_dir, outputs), tally))
     if counts is not None:
@@ -367,10 +368,22 @@ def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool) 
     return 128 + signum
 
 
+def _take_ignore_mask(mask: Path | None, seg: Segmenter, plan: Plan) -> None:
+    """--ignore-mask: read whole for the images (of their size), and checked against the size
+    of the rasters, which read it by windows; a refusal names the option."""
+    try:
+        if mask is not None and plan.images:
+            seg.ignored_pixels = read_ignore_mask(mask)
+        if mask is not None and plan.rasters:
+            check_ignore_mask(mask, plan)
+    except ImageError as e:
+        raise ImageError(f"--ignore-mask {mask}", e.problem) from None
+
+
 def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
     """One line when options that only images take were given with rasters."""
     given = [f"--{name.replace('_', '-')}" for name in (
-        "heatmaps", "heatmaps_present", "format", "rank", "ignore_mask", "label_ids")
+        "heatmaps", "heatmaps_present", "format", "rank", "label_ids")
         if getattr(args, name)]
     if given and plan.rasters and plan.is_main:
         none = "" if plan.images or not (args.format or args.rank) else \

@@ -9,12 +9,12 @@ import contextlib
 import importlib.util
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import astuple, dataclass, replace
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
-from fcnseg.data.rasters import raster_info
+from fcnseg.data.rasters import RasterInfo, raster_info
 from fcnseg.inference import rasters
 from fcnseg.inference.files import (
     FileOutcome,
@@ -28,6 +28,7 @@ from fcnseg.inference.modalities import given_modality, is_companion_file, segme
 from fcnseg.inference.prefetch import segment_files as segment_files  # re-exported
 from fcnseg.inference.segmenter import IgnoreMaskSizeError, Segmenter
 from fcnseg.inference.visualize import PictureStyle
+from fcnseg.utils.download import file_checksum
 
 #: ``report(line)``: where a run's one-line messages go.
 Report = Callable[[str], None]
@@ -40,7 +41,8 @@ Inputs = list[tuple[Path, str]]
 class Plan:
     """What process ``rank`` of a run's ``world_size`` segments: ``images`` and ``rasters`` (file,
     output name), its other modalities' folders (None: colour alone), the inputs no output
-    replaces, its ``share`` of each raster's tile rows where shared; ``gather`` among them."""
+    replaces, its ``share`` of each raster's tile rows where shared; ``gather`` among them;
+    each raster's header as planning read it (``infos``)."""
 
     images: Inputs
     rasters: Inputs
@@ -50,6 +52,7 @@ class Plan:
     rank: int
     world_size: int
     gather: Gather
+    infos: Mapping[Path, RasterInfo] = field(default_factory=dict)
 
     @property
     def is_main(self) -> bool:
@@ -60,8 +63,9 @@ def plan_inputs(seg: Segmenter, inputs: Inputs, *, max_pixels: int | None,
                 input_dirs: Sequence[str], rank: int, world_size: int, gather: Gather) -> Plan:
     """Process ``rank``'s share of ``inputs``: images, and rasters by ``seg``'s raster tiles
     (``TILING_RULE``, one rule for every model); ``input_dirs``: ``--input-dir``'s items."""
-    tiled = [(p, n) for p, n in inputs
-             if rasters.needs_tiling(p, max_pixels or DEFAULT_MAX_PIXELS, seg.tiles.tile)]
+    infos = {p: info for p, _ in inputs if (info := rasters.tiling_info(
+        p, max_pixels or DEFAULT_MAX_PIXELS, seg.tiles.tile)) is not None}
+    tiled = [(p, n) for p, n in inputs if p in infos]
     images = [item for item in inputs if item not in tiled]
     folders, given_as = _modality_folders(input_dirs, seg.input_names, images)
     if folders is not None:
@@ -79,7 +83,7 @@ def plan_inputs(seg: Segmenter, inputs: Inputs, *, max_pixels: int | None,
     if world_size > 1:
         images = images[rank::world_size]
         tiled = tiled if share else tiled[rank::world_size]
-    return Plan(images, tiled, folders, protected, share, rank, world_size, gather)
+    return Plan(images, tiled, folders, protected, share, rank, world_size, gather, infos)
 
 
 def _modality_folders(items: Sequence[str], input_names: tuple[str, ...], inputs: Inputs
@@ -246,7 +250,8 @@ def _with_warnings(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segm
 class RasterRun:
     """How :func:`segment_rasters` writes: by ``tiles``, the model by ``model_ids`` (now, and
     as earlier versions named it); lines to ``report``, a bar ``progress(tiles, desc=...)``;
-    ``counted(input, label raster)`` once each label raster is complete (``--counts``)."""
+    ``counted(input, label raster)`` once each label raster is complete (``--counts``);
+    ``mask``: the pixels to leave out (``RasterJob.mask``, ``--ignore-mask``)."""
 
     tiles: rasters.TileSettings
     model_ids: tuple[str, Callable[[], str]]
@@ -254,27 +259,39 @@ class RasterRun:
     report: Report
     progress: Callable[..., AbstractContextManager[Any]]
     counted: Callable[[Path, Path], None] | None = None
+    mask: Path | None = None
+
+
+def check_ignore_mask(mask: Path, plan: Plan) -> None:
+    """Refuse ``mask`` (:class:`RasterRun`'s) unless of the size of every raster of ``plan``,
+    before any is segmented: an :class:`ImageError` naming it (and both sizes)."""
+    info = raster_info(mask)
+    for path, _ in plan.rasters:
+        rasters.check_mask_size(info, plan.infos[path])
 
 
 def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
                     tally: Tally) -> None:
     """Each raster of ``plan`` by tiles into ``NAME.tif`` and ``NAME_overlay.png``, resumed."""
     current, earlier = run.model_ids
+    if run.mask is not None:  # pixels it leaves out are no data: another mask, another job
+        current += f";ignore_mask=sha256:{file_checksum(run.mask, 'sha256')}"
     for path, name in plan.rasters:
         out = out_dir / f"{name}.tif"
         recorded = rasters.recorded_model_id(out)
-        # a raster an earlier version began or finished for this model goes on under its id
-        model_id = recorded if recorded not in (None, current) and recorded == earlier() \
-            else current
+        # a raster an earlier version (without masks) began or finished for this model goes
+        # on under its id
+        model_id = recorded if recorded not in (None, current) and run.mask is None \
+            and recorded == earlier() else current
         job = rasters.RasterJob(model_id=model_id, model_name=seg.checkpoint_path or "",
-                                palette=seg.palette)
+                                palette=seg.palette, mask=run.mask)
         # from an earlier run of this same model and settings
         complete = rasters.output_complete(out, path, seg.class_names, run.tiles, model_id)
         if plan.share is None or complete:
-            problem, bands = _segment_raster(seg, (path, out), job, run, plan.protected)
+            problem, bands = _segment_raster(seg, (path, out), job, run, plan)
         else:  # this process's share of its tile rows, which rank 0 joins
             problem, bands = _segment_raster(seg, (path, rasters.part_path(out, plan.share[0])),
-                                             replace(job, part=plan.share), run, plan.protected)
+                                             replace(job, part=plan.share), run, plan)
             problem = next((p for p in plan.gather(problem) if p is not None), None)
             if problem is None and plan.is_main:
                 rasters.merge_parts(path, out, seg.class_names, run.tiles, plan.share[1],
@@ -290,12 +307,12 @@ def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
 
 
 def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.RasterJob,
-                    run: RasterRun, protected: frozenset[Path]
-                    ) -> tuple[str | None, tuple[str, ...] | None]:
-    """A raster (or a share of its rows, ``job.part``) by tiles into ``out``; a problem line
-    and the bands read."""
+                    run: RasterRun, plan: Plan) -> tuple[str | None, tuple[str, ...] | None]:
+    """A raster of ``plan`` (or a share of its rows, ``job.part``) by tiles into ``out``; a
+    problem line and the bands read."""
     path, out = files
-    if out.resolve() in protected:
+    info = plan.infos[path]  # as planning read it
+    if out.resolve() in plan.protected:
         return f"{path}: its output {out} would replace an input; not segmented", None
     if importlib.util.find_spec("rasterio") is None:  # label GeoTIFFs are written with it
         return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
@@ -309,7 +326,6 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
         bars.append(stack.enter_context(run.progress(count, desc=f"predict {path.name}")))
 
     try:
-        info = raster_info(path)
         job = replace(job, bands=rasters.model_bands(seg, info), started=start,
                       progress=lambda count: bars[0].update(count),  # after start
                       nodata=seg.input_convention.nodata)

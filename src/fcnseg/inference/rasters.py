@@ -288,9 +288,11 @@ class _Outputs:
     time (reopened per band so that each is on disk when the record says so)."""
 
     def __init__(self, out: Path, info: RasterInfo, classes: Sequence[str],
-                 settings: TileSettings, fresh: bool, palette: np.ndarray | None = None) -> None:
+                 settings: TileSettings, fresh: bool, palette: np.ndarray | None = None,
+                 mask: RasterReader | None = None) -> None:
         self.info, self.classes, self.settings = info, list(classes), settings
-        self.palette = palette
+        self.palette, self.mask = palette, mask
+        self._window: tuple[tuple[int, ...], np.ndarray] | None = None  # the mask's last
         self.paths = _output_paths(out, settings)
         self.kinds = frozenset(self.paths)
         if fresh:
@@ -341,9 +343,22 @@ class _Outputs:
 
             def put(kind: str, row: int, col: int, piece: np.ndarray) -> None:
                 planes = piece if piece.ndim == 3 else piece[None]
+                if self.mask is not None:  # its pixels left out: as those without data
+                    planes[:, self._left_out(row, col, *planes.shape[1:])] = \
+                        NODATA_LABEL if kind == "label" else np.nan
                 window = Window(col, row, planes.shape[2], planes.shape[1])
                 datasets[kind].write(planes, window=window)
             yield put
+
+    def _left_out(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """Where the mask is 0 (in every band but alpha) in this window, read once for all
+        the outputs of a piece."""
+        assert self.mask is not None
+        if self._window is None or self._window[0] != (row, col, height, width):
+            values = self.mask.read(row, col, height, width)
+            kept = values[..., :-1] if self.mask.info.alpha else values
+            self._window = (row, col, height, width), ~kept.any(axis=-1)
+        return self._window[1]
 
 
 class _HeldOutputs:
@@ -455,7 +470,9 @@ class RasterJob:
     ``started(tiles this run, tiles of its share, row resumed from)`` before the first tile;
     ``part=(k, n)``: only the k-th of n shares of the tile rows (:func:`merge_parts` joins
     them); ``nodata``: the input value without data where the file sets none; ``palette``:
-    the label raster's colour table (n×3 uint8)."""
+    the label raster's colour table (n×3 uint8); ``mask``: a raster of the input's size, read
+    by windows, whose pixels that are 0 (in every band but alpha) are written as those
+    without data (``--ignore-mask``; :func:`check_mask_size`)."""
 
     bands: Sequence[str] | None = None
     model_id: str = ""
@@ -465,6 +482,7 @@ class RasterJob:
     part: tuple[int, int] | None = None
     nodata: float | None = None
     palette: np.ndarray | None = None
+    mask: PathLike | None = None
 
 
 def predict_raster(
@@ -487,10 +505,13 @@ def predict_raster(
     if record is not None and record.get("complete"):
         _settle_finished(out)
         return RasterOutcome(out, 0, skipped=True)
-    replaced, removed = _forget_other_job(out, settings) if record is None else (False, ())
     with open_raster(source, bands=job.bands) as reader, \
+            (contextlib.nullcontext() if job.mask is None else open_raster(job.mask)) as mask, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
         info = reader.info
+        if mask is not None:  # refused before anything of an earlier run is replaced
+            check_mask_size(mask.info, info)
+        replaced, removed = _forget_other_job(out, settings) if record is None else (False, ())
         if info.nodata is None and job.nodata is not None:  # the file's own comes first
             info = replace(info, nodata=job.nodata)
         ys, xs, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
@@ -502,7 +523,9 @@ def predict_raster(
             whole = k1 - _first_tile_row(ys, k0, ys[k0])  # what a fresh run of the share runs
             job.started((k1 - first) * len(xs), whole * len(xs), resumed)
         outputs = _Outputs(out, info, classes, settings, fresh=record is None,
-                           palette=job.palette)
+                           palette=job.palette,
+                           mask=None if mask is None else cached_blocks(mask,
+                                                                         window_rows=settings.tile))
         if record is None:
             _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1,
                            model_name=job.model_name)
@@ -519,6 +542,15 @@ def predict_raster(
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
     return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra,
                          replaced=replaced, removed=removed)
+
+
+def check_mask_size(mask: RasterInfo, raster: RasterInfo) -> None:
+    """Refuse a mask (:class:`RasterJob`'s) of another size than ``raster``: an
+    :class:`ImageError` naming the mask and both sizes."""
+    if (mask.height, mask.width) != (raster.height, raster.width):
+        raise ImageError(mask.path, f"{mask.width}×{mask.height} pixels, the raster {raster.path} "
+                                    f"{raster.width}×{raster.height}: give a mask of the "
+                                    f"raster's size")
 
 
 def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
@@ -722,19 +754,25 @@ def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None
     """Whether ``fcnseg predict`` segments ``path`` by tiles (:data:`TILING_RULE`; ``tile``
     None: a side of any size). Every other file (a photo, a plain TIFF within ``max_pixels``
     such as a microscopy image, one that cannot be read) is segmented as an image."""
+    return tiling_info(path, max_pixels, tile) is not None
+
+
+def tiling_info(path: PathLike, max_pixels: int | None, tile: int | None = None
+                ) -> RasterInfo | None:
+    """The header of ``path`` where :func:`needs_tiling`, else None: read once, for planning
+    and segmenting."""
     suffix = Path(path).suffix.lower()
     if suffix not in RASTER_SUFFIXES:
-        return False
+        return None
     try:
         info = raster_info(path)
     except ImageError:
-        return False
+        return None
     if is_georeferenced(path, info) or (max_pixels is not None and info.pixels > max_pixels):
-        return True
-    if suffix in TIFF_SUFFIXES:
-        return False
+        return info
     beyond_a_tile = tile is None or max(info.height, info.width) > tile
-    return beyond_a_tile and (info.bands != 3 or info.dtype != np.uint8)
+    colour = info.bands == 3 and info.dtype == np.uint8
+    return None if suffix in TIFF_SUFFIXES or not beyond_a_tile or colour else info
 
 
 def is_georeferenced(path: PathLike, info: RasterInfo) -> bool:

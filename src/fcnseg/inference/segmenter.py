@@ -222,7 +222,7 @@ class Segmenter:
         self.input_names: tuple[str, ...] = tuple(getattr(model, "input_names", ("color",)))
         self.max_pixels = opts.max_pixels
         #: The pixels ``ignore_mask`` leaves out and how it is named, or None.
-        self.ignored_pixels = _ignored_pixels(opts.ignore_mask)
+        self.ignored_pixels = read_ignore_mask(opts.ignore_mask)
         self.temperature = float(opts.temperature)
         self.checkpoint_path: str | None = None
         #: The checkpoint file as it was when its weights were read
@@ -594,8 +594,9 @@ def _stored_values(modality: str, source: Any, max_pixels: int | None
         return where, read_samples(source, name=where, max_pixels=max_pixels)
 
 
-def _ignored_pixels(mask: Any) -> tuple[np.ndarray, str] | None:
-    """The pixels an ``ignore_mask`` leaves out (where it is 0) and how to name it."""
+def read_ignore_mask(mask: Any) -> tuple[np.ndarray, str] | None:
+    """The pixels an ``ignore_mask`` leaves out (where it is 0) and how to name it: what
+    :attr:`Segmenter.ignored_pixels` holds (an :class:`IgnoreMaskError` if unreadable)."""
     if isinstance(mask, np.ndarray) and mask.ndim == 2:
         return mask == 0, "<array>"
     try:

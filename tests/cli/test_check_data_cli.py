@@ -413,12 +413,12 @@ def _duplicate_lines(root, capsys) -> list[str]:
 
 def test_a_val_image_that_copies_a_train_image_is_one_warning(tmp_path, capsys) -> None:
     images, masks = _scenes(4)
-    images["copy"], masks["copy"] = images["s0"], masks["s0"]
+    images["copy"], masks["copy"] = images["s0"][::2, ::2], masks["s0"][::2, ::2]  # resized
     _folder_of(tmp_path, images, masks, {"train": ["s0", "s1"], "val": ["s2", "s3", "copy"]})
     assert _duplicate_lines(tmp_path, capsys) == [
-        "warning: 1 val image(s) look the same as a train image (the same thumbnail: a copy, "
-        "or the picture re-saved): copy ~ s0; validation scores on them overstate those on new "
-        "pictures: keep such pictures in one split"]
+        "warning: 1 val image(s) look the same as a train image (hashes within 10 of 256 bits: "
+        "a copy, or the picture re-saved or resized): copy ~ s0; validation scores on them "
+        "overstate those on new pictures: keep such pictures in one split"]
 
 
 def test_a_val_image_a_pixel_off_a_train_image_is_said_to_look_nearly_like_it(tmp_path,
@@ -430,7 +430,7 @@ def test_a_val_image_a_pixel_off_a_train_image_is_said_to_look_nearly_like_it(tm
     _folder_of(tmp_path, images, masks, {"train": ["s0", "s1"], "val": ["s2", "s3", "next"]})
     [line] = _duplicate_lines(tmp_path, capsys)
     assert line.startswith("warning: 1 val image(s) look nearly like a train image "
-                           "(thumbnails within 32 of 256 bits") and ": next ~ s1;" in line
+                           "(hashes 11 to 32 of 256 bits apart") and ": next ~ s1;" in line
 
 
 def test_distinct_pictures_across_train_and_val_are_no_duplicates(tmp_path, capsys) -> None:

@@ -15,6 +15,7 @@ from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.build import build_dataset
 from fcnseg.data.check import (
     NEAR_DUPLICATE_BITS,
+    SAME_PICTURE_BITS,
     Problem,
     ScanReport,
     near_duplicates,
@@ -241,10 +242,12 @@ def _duplicate_lines(report: ScanReport, parts: dict[str, list[str]]) -> list[st
     found = near_duplicates(train, val)
     lines = []
     for same, look, why in (
-            (True, "the same as", "the same thumbnail: a copy, or the picture re-saved"),
-            (False, "nearly like", f"thumbnails within {NEAR_DUPLICATE_BITS} of 256 bits: video "
-                                   f"frames a few apart, an edited picture")):
-        pairs = [f"{v} ~ {t}" for v, t, bits in found if (bits == 0) == same]
+            (True, "the same as", f"hashes within {SAME_PICTURE_BITS} of 256 bits: a copy, or "
+                                  f"the picture re-saved or resized"),
+            (False, "nearly like", f"hashes {SAME_PICTURE_BITS + 1} to {NEAR_DUPLICATE_BITS} of "
+                                   f"256 bits apart: video frames a few apart, an edited or "
+                                   f"shifted picture")):
+        pairs = [f"{v} ~ {t}" for v, t, bits in found if (bits <= SAME_PICTURE_BITS) == same]
         if pairs:
             more = f" and {len(pairs) - 3} more" if len(pairs) > 3 else ""
             lines.append(f"{len(pairs)} val image(s) look {look} a train image ({why}): "

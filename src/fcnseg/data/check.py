@@ -81,6 +81,8 @@ def difference_hash(image: np.ndarray) -> np.ndarray:
 #: be near duplicates: a re-saved JPEG differs in a few, a picture shifted by 1% in some 20, two
 #: unrelated ones in about 128.
 NEAR_DUPLICATE_BITS = 32
+#: Within this many bits, the same picture: a copy, re-saved (JPEG quality 30: some 7) or resized.
+SAME_PICTURE_BITS = 10
 
 
 def near_duplicates(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray],

@@ -49,6 +49,15 @@ def test_missing_mask(folder):
     assert err.path.endswith("s1.png") and "missing mask" in str(err)
 
 
+@pytest.mark.parametrize("name", ["s1.jpg", "s1.png"])  # a JPEG saved under a PNG's name too
+def test_a_jpeg_mask_is_refused_saying_to_save_it_as_png(folder, name):
+    (folder / "masks" / "s1.png").unlink()
+    Image.fromarray(np.full((12, 16), 1, np.uint8)).save(folder / "masks" / name, format="JPEG")
+    err = error_for(folder)
+    assert err.path.endswith(name)
+    assert err.problem.startswith("a JPEG mask: ") and "save masks as PNG" in err.problem
+
+
 def test_image_and_mask_of_different_sizes(folder):
     Image.fromarray(np.zeros((12, 15), np.uint8)).save(folder / "masks" / "s1.png")
     err = error_for(folder)

@@ -42,7 +42,7 @@ from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.utils.yaml_errors import yaml_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif")
-MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
+MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")  # JPEG: refused
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
 #: The ``remap`` key that says what every mask value the table does not list becomes.
 OTHER_VALUES = "other"

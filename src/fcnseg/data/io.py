@@ -20,6 +20,7 @@ from fcnseg.data.images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
     ImageTooLargeError,
+    file_head,
     load_image,
     open_upright,
     read_samples,
@@ -177,6 +178,9 @@ def read_label_and_values(
     ``advice`` says what to do otherwise.
     """
     path = Path(path)
+    if file_head(path, 3) == b"\xff\xd8\xff":  # whatever its name
+        raise DataError(path, "a JPEG mask: JPEG's lossy compression changes the values along "
+                              "every edge into values of no class; save masks as PNG (lossless)")
     with _open(path, "mask") as img:
         mode = img.mode
         # A palette PNG read by its colours where they are given: palettes differ between tools

@@ -675,6 +675,18 @@ def test_importing_with_a_val_fraction_into_a_folder_that_records_none_splits_ag
     assert "changed split" in capsys.readouterr().out
 
 
+def test_lists_no_val_fraction_splits_as_they_are_are_said_to_be_split_again_at_the_default(
+        tmp_path: Path, capsys) -> None:
+    out = _recorded_by_an_earlier_release(tmp_path)
+    val = (out / "val.txt").read_text()
+    (out / "val.txt").write_text(f"{val}img1\n")  # by hand: its hash is above img2's, in train
+    (out / "train.txt").write_text((out / "train.txt").read_text().replace("img1\n", ""))
+    capsys.readouterr()
+    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out)]) == 0
+    assert (f"{out / 'dataset.yaml'} records no val_fraction, and no --val-fraction splits "
+            f"train.txt and val.txt as they are: split at 0.2") in capsys.readouterr().out
+
+
 def test_a_folder_an_earlier_release_imported_with_no_val_images_keeps_none(
         tmp_path: Path) -> None:
     for k in range(8):

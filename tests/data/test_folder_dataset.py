@@ -67,6 +67,15 @@ def test_palette_masks_with_a_colour_table_give_the_class_of_each_colour(tmp_pat
     np.testing.assert_array_equal(ds[1][1], [[0, 2], [1, 1]])
 
 
+def test_a_palette_masks_void_index_stays_ignored_with_a_colour_table(tmp_path):
+    # VOC's palette: index 255 (void) is (224, 224, 192), a colour no class has.
+    table = [[0, 0, 0], [128, 0, 0]]
+    mask = Image.fromarray(np.array([[0, 1], [255, 255]], np.uint8), mode="P")
+    mask.putpalette([c for k in range(256) for c in (table[k] if k < 2 else (224, 224, 192))])
+    make_folder(tmp_path, {"a": mask}, {"classes": ["bg", "cat"], "colors": table})
+    np.testing.assert_array_equal(FolderSegmentation(tmp_path)[0][1], [[0, 1], [255, 255]])
+
+
 def test_binary_0_255_masks_are_remapped(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
                 {"classes": ["background", "object"], "remap": {255: 1}})

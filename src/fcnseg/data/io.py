@@ -188,7 +188,8 @@ def read_label_and_values(
             if colors is None:
                 raise DataError(path, f"RGB mask where class indices are expected: {advice.rgb}")
             rgb = np.asarray(img.convert("RGB"))
-            label = _rgb_to_index(path, rgb, np.asarray(colors), color_ignore, ignore_index)
+            label = _rgb_to_index(path, rgb, np.asarray(colors), color_ignore, ignore_index,
+                                  np.asarray(img) == ignore_index if mode == "P" else None)
         elif mode in ("P", "L", "1", "I;16", "I;16B", "I;16L", "I"):
             label = np.asarray(img).astype(np.int64)
         else:
@@ -203,7 +204,8 @@ def read_label_and_values(
 
 
 def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,
-                  color_ignore: tuple[int, int, int] | None, ignore_index: int) -> np.ndarray:
+                  color_ignore: tuple[int, int, int] | None, ignore_index: int,
+                  at_ignore: np.ndarray | None = None) -> np.ndarray:
     code = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
     ignored = [] if color_ignore is None else [(ignore_index, color_ignore)]
     table = {(int(r) << 16) | (int(g) << 8) | int(b): k
@@ -212,12 +214,16 @@ def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,
     values = np.array([table[k] for k in keys], dtype=np.int64)
     pos = np.searchsorted(keys, code).clip(0, len(keys) - 1)
     known = keys[pos] == code
+    label = values[pos]
+    if at_ignore is not None:  # a palette's void index (VOC's border) of no class's colour
+        label[at_ignore & ~known] = ignore_index
+        known |= at_ignore
     if not known.all():
         bad = np.unique(code[~known])[:5]
         shown = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in bad)
         raise DataError(path, f"{int((~known).sum())} pixels have colours not in the colour "
                               f"table, e.g. {shown}")
-    return values[pos]
+    return label
 
 
 def remap_values(label: np.ndarray, remap: Mapping[int, int] | None,

@@ -541,6 +541,13 @@ def test_an_imported_dataset_yaml_lists_classes_bands_and_splits(tmp_path, capsy
     assert "red, nir; nodata 0" in out and "train (train.txt)" in out
 
 
+def test_a_dataset_yaml_without_an_ignore_value_says_the_default_it_takes(tmp_path,
+                                                                         capsys) -> None:
+    (tmp_path / "dataset.yaml").write_text("classes: [background, road, car]\n")
+    assert main(["info", str(tmp_path / "dataset.yaml")]) == 0
+    assert "3: background, road, car; ignore value 255\n" in capsys.readouterr().out
+
+
 def test_an_imported_dataset_yaml_does_not_take_unannotated_txt_for_a_split(tmp_path,
                                                                             capsys) -> None:
     (tmp_path / "dataset.yaml").write_text("classes: [other, cell]\n")

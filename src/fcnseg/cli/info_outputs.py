@@ -100,7 +100,7 @@ def _dataset_record(file: Path, doc: dict[str, Any], base: dict[str, Any]) -> di
     classes = doc.get("classes")
     return {**base, "kind": "dataset_config",
             "classes": list(classes) if isinstance(classes, (list, tuple)) else classes,
-            "ignore_index": doc.get("ignore_index"), "bands": doc.get("bands"),
+            "ignore_index": doc.get("ignore_index", 255), "bands": doc.get("bands"),
             "nodata": doc.get("nodata"), "splits": splits,
             "images": (root / "images").is_dir(), "masks": (root / "masks").is_dir()}
 

@@ -680,3 +680,77 @@ def test_coco_names_pictures_given_by_paths_through_a_parent_folder_below_it(
     doc = json.loads((out / "annotations.coco.json").read_text())
     assert sorted(i["file_name"] for i in doc["images"]) == [
         "day1/DJI_0001.png", "day2/DJI_0001.png"]
+
+
+def holed_label() -> np.ndarray:
+    """Class 1 around a background hole holding a ring of class 2, and a one-pixel line of 2."""
+    label = np.zeros((40, 60), np.uint8)
+    label[5:35, 5:45] = 1
+    label[12:28, 12:30] = 0
+    label[15:25, 15:27] = 2
+    label[18:22, 18:24] = 0
+    label[2:38, 50] = 2
+    label[0, :] = 255  # ignored: no brush
+    return label
+
+
+def test_labelstudio_brushes_decode_to_each_class_exactly_holes_included(tmp_path) -> None:
+    from fcnseg.data.annotations.labelstudio import decode_brush_rle
+
+    label = holed_label()
+    pre = PreAnnotations(tmp_path, "labelstudio", tolerance="mask",
+                         class_names=("background", "a", "b"))
+    pre.add(tmp_path / "p.png", "p", Prediction(label, np.zeros((40, 60, 3), np.uint8)))
+    pre.write()
+    (task,) = json.loads((tmp_path / "tasks.labelstudio.json").read_text())
+    results = task["predictions"][0]["result"]
+    assert [(r["type"], r["value"]["brushlabels"]) for r in results] == [
+        ("brushlabels", ["a"]), ("brushlabels", ["b"])]
+    for r, c in zip(results, (1, 2), strict=True):
+        assert r["value"]["format"] == "rle"
+        np.testing.assert_array_equal(decode_brush_rle(r["value"]["rle"], 40, 60), label == c)
+
+
+def test_labelstudio_brush_config_holds_brush_labels(make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    _labelstudio_tasks(make_checkpoint(), photos, out, "--tolerance", "mask")
+    view = ET.fromstring((out / "labelstudio-config.xml").read_text())
+    assert view.find("PolygonLabels") is None
+    brushes = view.find("BrushLabels")
+    assert (brushes.get("name"), brushes.get("toName")) == ("label", "image")
+    assert [lab.get("value") for lab in brushes] == MODEL_CLASSES
+
+
+def test_labelstudio_brush_tasks_import_to_the_predictions_exactly(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out, "--tolerance", "mask")
+    (out / "tasks.labelstudio.json").write_text(json.dumps(tasks, indent=2))  # saved: reviewed
+    report = import_annotations("labelstudio", out / "tasks.labelstudio.json",
+                                tmp_path / "imported")
+    assert not report.errors and sorted(report.written) == ["p0", "p1", "p2"]
+    for stem in report.written:
+        mask = np.asarray(Image.open(tmp_path / "imported" / "masks" / f"{stem}.png"))
+        predicted = read_label_png(out / f"{stem}_label.png")
+        names = np.array([report.classes.index(n) for n in MODEL_CLASSES])
+        np.testing.assert_array_equal(names[predicted], mask)
+
+
+def test_info_counts_the_predicted_brushes_by_label(make_checkpoint, photos, tmp_path,
+                                                    capsys) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out, "--tolerance", "mask")
+    capsys.readouterr()
+    assert main(["info", str(out / "tasks.labelstudio.json")]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    brushes = [r["value"]["brushlabels"][0] for t in tasks for r in t["predictions"][0]["result"]]
+    assert lines["contents"].strip().endswith(f"0 shape(s), {len(brushes)} predicted shape(s)")
+    assert all(f"{n} ×{brushes.count(n)}" in lines["labels"] for n in set(brushes))
+
+
+def test_tolerance_mask_needs_format_labelstudio(make_checkpoint, photos, tmp_path,
+                                                 capsys) -> None:
+    assert predict(make_checkpoint(), photos, tmp_path / "out", "--format", "coco",
+                   "--tolerance", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tolerance mask" in err[0] and "--format labelstudio" in err[0]

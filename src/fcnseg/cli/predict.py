@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from fcnseg.cli import options
 from fcnseg.cli.progress import Progress, closing_text
-from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
+from fcnseg.data.annotations.export import BRUSH, DEFAULT_TOLERANCE
 from fcnseg.data.annotations.labelstudio import picture_urls
 from fcnseg.data.images import ImageError
 from fcnseg.engine.distributed import (
@@ -150,9 +150,12 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         "(/data/upload/3/1a2b3c4d-IMG_0042.jpg for IMG_0042.jpg), of several "
                         "the one in the folders most like its own; pictures it lacks, or has "
                         "several of as alike, as --image-url says")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
+    p.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
+                   metavar="PIXELS|mask",
                    help="with --format: how far simplified outlines may stray from the "
-                        "predicted regions (0: every corner)")
+                        "predicted regions (0: every corner); mask, with --format labelstudio: "
+                        "no outlines but each class's exact mask as a brush (brushlabels, "
+                        "holes and one-pixel lines kept), the config's labels BrushLabels")
     p.add_argument("--min-area", type=options.non_negative_int, default=0, metavar="PIXELS",
                    help="with --format: no polygon of fewer pixels: predicted regions that "
                         "small (specks) are filled into the class around them, outline patches "
@@ -413,10 +416,21 @@ def _check_options(args: argparse.Namespace) -> None:
         if value is not None and args.format != "labelstudio":
             raise ValueError(f"{name} names the pictures of Label Studio tasks: it needs "
                              f"--format labelstudio")
-    if args.tolerance < 0:
+    if args.tolerance == BRUSH and args.format != "labelstudio":
+        raise ValueError("--tolerance mask writes Label Studio brush masks: it needs --format "
+                         "labelstudio (the other formats take outlines, PIXELS)")
+    if args.tolerance != BRUSH and args.tolerance < 0:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     if args.min_area > 1 and importlib.util.find_spec("scipy") is None:
         raise ValueError("--min-area needs scipy: pip install 'fcnseg[data]'")
+
+
+def _tolerance(text: str) -> float | str:
+    """An argparse ``type``: PIXELS (a number) or :data:`BRUSH`."""
+    try:
+        return text if text == BRUSH else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PIXELS or {BRUSH}, got {text!r}") from None
 
 
 def _report(message: str) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from fcnseg.data.annotations.contours import ring_area
 from fcnseg.data.annotations.export import (
+    BRUSH,
     DEFAULT_TOLERANCE,
     EXPORT_FORMATS,
     coco_annotations,
@@ -121,7 +122,8 @@ class PreAnnotations:
 
     In ``out_dir`` (image paths relative to it), polygons in ``fmt`` (``labelme``, ``coco``,
     ``cvat``, ``labelstudio`` or None) of ``class_names`` but ``ignore_index``, simplified
-    within ``tolerance`` pixels, none under ``min_area`` pixels (0: all); with ``rank``, for
+    within ``tolerance`` pixels (Label Studio's :data:`BRUSH`: exact masks), none under
+    ``min_area`` pixels (0: all); with ``rank``, for
     the ``top`` most uncertain images only; CVAT's and Label Studio's labels coloured by
     ``palette``. Label Studio tasks name their picture as ``image_urls`` (a Label Studio
     export's, by :func:`exported_pictures`) does, else ``image_url`` followed by its path below
@@ -136,7 +138,7 @@ class PreAnnotations:
     fmt: str | None
     rank: bool = False
     top: int | None = None
-    tolerance: float = DEFAULT_TOLERANCE
+    tolerance: float | str = DEFAULT_TOLERANCE
     min_area: int = 0
     class_names: tuple[str, ...] = ()
     palette: np.ndarray | None = None
@@ -196,7 +198,7 @@ class PreAnnotations:
         if self.fmt == "labelstudio":  # corner polygons, in percent of the image's size
             return [abs(ring_area(np.asarray(r["value"]["points"], float)
                                   * [r["original_width"] / 100, r["original_height"] / 100]))
-                    for r in document[0]]
+                    for r in document[0] if r["type"] == "polygonlabels"]
         if self.fmt == "labelme":  # through pixel centres: the pixels inside and on it
             return [_lattice_pixels(np.asarray(s["points"], float)) for s in document["shapes"]]
         return []
@@ -249,7 +251,7 @@ class PreAnnotations:
         elif self.fmt == "labelstudio":
             written.append(self._save(LABELSTUDIO_NAME, self._labelstudio_bytes(chosen)))
             written.append(self._save(LABELSTUDIO_CONFIG_NAME, labelstudio_config(
-                self.class_names, self.palette).encode("utf-8")))
+                self.class_names, self.palette, self.tolerance == BRUSH).encode("utf-8")))
         return [p for p in written if p is not None], self._problems
 
     def _unique_stems(self, entries: list[_Entry]) -> list[_Entry]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.annotations.contours import centre_chain, corners, region_polygons, simplify
+from fcnseg.data.annotations.labelstudio import encode_brush_rle
 from fcnseg.data.annotations.shapes import BACKGROUND_LABEL, Shape, shape_box, shape_pixels
 from fcnseg.data.annotations.val_split import frame_of
 from fcnseg.data.palette import background_indices
@@ -343,34 +344,47 @@ def relative_path(target: Path, start: Path) -> str:
 
 #: The names a Label Studio labeling config gives its image and its polygon labels.
 LABELSTUDIO_IMAGE, LABELSTUDIO_LABELS = "image", "label"
+#: The ``tolerance`` (``--tolerance mask``) giving Label Studio exact masks, not polygons.
+BRUSH = "mask"
 
 
 def labelstudio_results(label: np.ndarray, class_names: Sequence[str], *,
-                        tolerance: float = DEFAULT_TOLERANCE, ignore_index: int | None = 255,
-                        min_area: int = 0) -> list[dict[str, Any]]:
+                        tolerance: float | str = DEFAULT_TOLERANCE,
+                        ignore_index: int | None = 255, min_area: int = 0) -> list[dict[str, Any]]:
     """The ``polygonlabels`` results of one label map as Label Studio imports them (points on
     pixel corners in percent of the upright image's width and height), drawn in order as
-    CVAT's (:func:`layered_regions`: later on top); ``min_area`` as :func:`labelme_document`."""
+    CVAT's (:func:`layered_regions`: later on top); ``min_area`` as :func:`labelme_document`.
+    With ``tolerance`` :data:`BRUSH`, one ``brushlabels`` result per class instead: its exact
+    mask in Label Studio's brush code (holes and one-pixel lines kept; a background class 0,
+    which pixels no brush covers are, and ``ignore_index`` none)."""
     height, width = np.shape(label)
-    polygons = _polygons(label, class_names, tolerance, ignore_index, "cvat", min_area)
+    common = {"from_name": LABELSTUDIO_LABELS, "to_name": LABELSTUDIO_IMAGE,
+              "original_width": int(width), "original_height": int(height), "image_rotation": 0}
+    if tolerance == BRUSH:
+        label = fill_small_regions(np.asarray(label), min_area, ignore_index)
+        drawn = [c for c in np.unique(label).tolist()
+                 if c not in (implicit_background(class_names), ignore_index)]
+        return [{"id": f"r{k}", "type": "brushlabels", **common,
+                 "value": {"format": "rle", "rle": encode_brush_rle(label == c),
+                           "brushlabels": [labelme_label(class_names, c)]}}
+                for k, c in enumerate(drawn)]
+    polygons = _polygons(label, class_names, float(tolerance), ignore_index, "cvat", min_area)
     scale = np.array([100.0 / width, 100.0 / height])
-    return [{"id": f"r{k}", "type": "polygonlabels", "from_name": LABELSTUDIO_LABELS,
-             "to_name": LABELSTUDIO_IMAGE, "original_width": int(width),
-             "original_height": int(height), "image_rotation": 0,
+    return [{"id": f"r{k}", "type": "polygonlabels", **common,
              "value": {"points": (np.asarray(pts, float) * scale).round(6).tolist(),
                        "closed": True, "polygonlabels": [labelme_label(class_names, c)]}}
             for k, (c, pts) in enumerate(polygons)]
 
 
 def labelstudio_config(class_names: Sequence[str],
-                       colours: Sequence[Sequence[int]] | None = None) -> str:
+                       colours: Sequence[Sequence[int]] | None = None, brush: bool = False) -> str:
     """A Label Studio labeling config for :func:`labelstudio_results`: the image and one
-    polygon label per class (a background class 0 as ``_background_``), each in its colour of
-    the palette ``colours``."""
+    polygon label (``brush``: brush label) per class (a background class 0 as
+    ``_background_``), each in its colour of the palette ``colours``."""
     view = ET.Element("View")
     ET.SubElement(view, "Image", name=LABELSTUDIO_IMAGE, value=f"${LABELSTUDIO_IMAGE}")
-    labels = ET.SubElement(view, "PolygonLabels", name=LABELSTUDIO_LABELS,
-                           toName=LABELSTUDIO_IMAGE)
+    labels = ET.SubElement(view, "BrushLabels" if brush else "PolygonLabels",
+                           name=LABELSTUDIO_LABELS, toName=LABELSTUDIO_IMAGE)
     for k in range(len(class_names)):
         lab = ET.SubElement(labels, "Label", value=labelme_label(class_names, k))
         if colours is not None and k < len(colours):

@@ -378,15 +378,43 @@ def test_a_picture_of_bands_takes_a_few_bytes_a_pixel_beyond_itself():
     assert peak < 24 * a.shape[0] * a.shape[1]
 
 
-def test_pictures_without_rgb_bands_show_the_first_band_in_grey():
+def stretched(band: np.ndarray) -> np.ndarray:
+    """One band from its 2nd to its 98th percentile to 0-255, as pictures draw it (uint16)."""
+    low, high = np.percentile(band.astype(np.float32), (2, 98))
+    return np.round(np.clip((band.astype(np.float32) - low) * (255 / (high - low)), 0, 255)
+                    ).astype(np.uint16)
+
+
+def test_pictures_of_one_band_show_it_in_grey():
+    from fcnseg.data.rasters import display_rgb
+
+    a = uint16_scene(30, 20, n=1)
+    picture = display_rgb(a, ["dapi"])
+    for k in range(3):
+        np.testing.assert_array_equal(picture[..., k], stretched(a[..., 0]))
+    rgb8 = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    assert display_rgb(rgb8) is rgb8
+
+
+def test_pictures_of_two_bands_show_the_first_magenta_and_the_second_green():
+    from fcnseg.data.rasters import display_rgb
+
+    a = uint16_scene(30, 20, n=2)
+    picture = display_rgb(a, ["dapi", "gfp"])
+    first, second = stretched(a[..., 0]), stretched(a[..., 1])
+    for k, band in enumerate((first, second, first)):
+        np.testing.assert_array_equal(picture[..., k], band)
+
+
+def test_pictures_of_more_bands_without_rgb_add_them_as_imagej_composites_channels():
     from fcnseg.data.rasters import display_rgb
 
     a = uint16_scene(30, 20, n=4)
-    picture = display_rgb(a, BANDS[:4])
-    assert (picture[..., 0] == picture[..., 1]).all() and (picture[..., 1] == picture[..., 2]).all()
-    assert np.corrcoef(picture[..., 0].ravel(), a[..., 0].ravel())[0, 1] > 0.9
-    rgb8 = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
-    assert display_rgb(rgb8) is rgb8
+    picture = display_rgb(a, BANDS[:4])  # red, green, blue, then grey; clipped at white
+    grey = stretched(a[..., 3])
+    for k in range(3):
+        np.testing.assert_array_equal(picture[..., k],
+                                      np.minimum(stretched(a[..., k]) + grey, 255))
 
 
 def test_pictures_of_8_bit_rgb_or_rgba_rasters_are_their_bands_unstretched():

@@ -750,11 +750,20 @@ def fill_nodata(image: np.ndarray, missing: np.ndarray | None,
     return out
 
 
+#: The colour channels (red 0, green 1, blue 2) each band of a picture without ``rgb`` bands
+#: is added into, clipped at white: one band grey; two magenta and green, as microscopes show
+#: two channels (told apart by colour-blind eyes too, white where both are bright); more as
+#: ImageJ composites channels: red, green, blue, grey, cyan, magenta, yellow, then again.
+BAND_COLOURS = {1: ((0, 1, 2),), 2: ((0, 2), (1,))}
+COMPOSITE_COLOURS = ((0,), (1,), (2,), (0, 1, 2), (1, 2), (0, 2), (0, 1))
+
+
 def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
                 rgb: Sequence[str] | None = None) -> np.ndarray:
     """An H×W×N raster as an H×W×3 uint8 picture. 8-bit RGB(A) shows its ``rgb`` bands (names
     among ``bands``; else its first three) as they are. Other data shows its ``rgb`` bands,
-    else the first band in grey, each stretched from its 2nd to its 98th percentile."""
+    else every band in its :data:`BAND_COLOURS`, each stretched from its 2nd to its 98th
+    percentile."""
     image = image if image.ndim == 3 else image[..., None]
     named = rgb is not None and bands is not None
     if named:
@@ -764,14 +773,14 @@ def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
         if not named and image.shape[2] == 3:
             return image
         return np.ascontiguousarray(image[..., index if named else [0, 1, 2]])
-    if not named:
-        index = [0, 0, 0]
-    picture = np.empty((*image.shape[:2], 3), np.uint8)
-    for k, i in enumerate(index):
-        if i in index[:k]:  # grey: the one band, stretched once
-            picture[..., k] = picture[..., index.index(i)]
-        else:
-            picture[..., k] = _stretched(image[..., i])
+    n = image.shape[2]
+    drawn = [(i, (k,)) for k, i in enumerate(index)] if named else list(enumerate(
+        BAND_COLOURS.get(n) or itertools.islice(itertools.cycle(COMPOSITE_COLOURS), n)))
+    picture = np.zeros((*image.shape[:2], 3), np.uint8)
+    for i, channels in drawn:
+        band = _stretched(image[..., i])
+        for c in channels:
+            picture[..., c] += np.minimum(band, 255 - picture[..., c])
     return picture
 
 

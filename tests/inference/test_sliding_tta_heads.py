@@ -3,6 +3,7 @@ RGB-HHA): every head is averaged, and every input cut, resized and mirrored, as 
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 from floats import assert_close_to_scale
 from tiny_models import tiny_task_model
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.data.palette import voc_palette
@@ -107,3 +110,46 @@ def test_segmenter_with_windows_and_tta_predicts_each_head(siftflow, tmp_path: P
             expected = tta_logits(OneHead(seg.model, head), x, (0.75, 1.0), True,
                                   lambda m, t: sliding_window_logits(m, t, 24, 16))
         assert_close_to_scale(pred.heads[head].probs, expected[0].softmax(0), rtol=1e-5)
+
+
+class _LiveBytes(TorchDispatchMode):
+    """The most bytes held at once by the tensors operations create (in place: none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, int] = {}
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        given = {id(a) for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and id(t) not in given | self.live.keys():
+                self.live[id(t)] = t.numel() * t.element_size()
+                weakref.finalize(t, self.live.pop, id(t), None)
+        self.peak = max(self.peak, sum(self.live.values()))
+        return out
+
+
+class Heads(nn.Module):
+    """``count`` heads of 16 classes at the input's size."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {f"h{k}": x[:, :1].expand(-1, 16, -1, -1) * (k + 1.0) for k in range(self.count)}
+
+
+def _peak_outputs(heads: int) -> float:
+    """The most memory tta_logits holds at once, in outputs of one head."""
+    x = torch.rand(1, 3, 64, 64)
+    live = _LiveBytes()
+    with torch.no_grad(), live:
+        tta_logits(Heads(heads), x, scales=(1.0, 0.5), flip=True, average="probs")
+    return live.peak / (16 * 64 * 64 * 4)
+
+
+def test_tta_averaging_probabilities_holds_a_sum_and_an_output_per_extra_head() -> None:
+    assert _peak_outputs(4) - _peak_outputs(1) <= 2 * 3

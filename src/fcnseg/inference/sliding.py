@@ -93,17 +93,28 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
 
+def _add_pass(total: dict[str | None, torch.Tensor], out: dict[str | None, torch.Tensor],
+              size: tuple[int, int], mirrored: bool, probs: bool) -> None:
+    """Each head of one pass's ``out`` brought back (as probabilities) and added into its sum
+    in ``total`` in place, let go once added: one output-sized sum per head, one pass's
+    outputs at a time (the model's own outputs are not written into)."""
+    for head in list(out):  # in the model's order of heads
+        raw = out.pop(head)
+        t = _resize((raw.flip(-1) if mirrored else raw).float(), size)
+        t = t.softmax(1) if probs else t
+        if head in total:
+            total[head] += t
+        else:
+            total[head] = t.clone() if t is raw else t
+
+
 def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), flip: bool = False,
                predict_fn: PredictFn | None = None, *, average: str = "logits") -> Logits:
     """Test-time augmentation: N×C×H×W float32 logits (or ``{head: logits}``) averaged over the
     input resized bilinearly by each of ``scales`` (and mirrored, with ``flip``), each run by
     ``predict_fn`` (default: forward) and brought back. ``average="probs"`` averages softmax
     probabilities and returns their logarithm."""
-    if average not in ("logits", "probs"):
-        raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
-    scales = tuple(float(s) for s in scales)
-    if not scales or min(scales) <= 0:
-        raise ValueError(f"scales must be positive numbers, got {scales}")
+    scales = TTA(tuple(scales), flip, average).scales  # checked as the settings are
     run = predict_fn or forward_logits
     inputs = keyed(x)
     size = (int(first_of(inputs).shape[-2]), int(first_of(inputs).shape[-1]))
@@ -112,17 +123,14 @@ def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), fli
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         xs = {k: _resize(t, scaled_size) for k, t in inputs.items()}
         for mirrored in (False, True) if flip else (False,):
-            out = keyed(run(model, unkeyed({k: t.flip(-1) for k, t in xs.items()} if mirrored
-                                           else xs)))
-            for head, t in out.items():
-                t = _resize((t.flip(-1) if mirrored else t).float(), size)
-                t = t.softmax(1) if average == "probs" else t
-                total[head] = t if head not in total else total[head] + t
-    passes = len(scales) * (2 if flip else 1)
-    mean = {head: t / passes for head, t in total.items()}
-    if average == "probs":
-        mean = {head: t.clamp_min(1e-12).log() for head, t in mean.items()}
-    return unkeyed(mean)
+            _add_pass(total, keyed(run(model, unkeyed(
+                {k: t.flip(-1) for k, t in xs.items()} if mirrored else xs))), size,
+                mirrored, average == "probs")
+    for t in total.values():
+        t /= len(scales) * (2 if flip else 1)
+        if average == "probs":
+            t.clamp_min_(1e-12).log_()
+    return unkeyed(total)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,13 @@ def test_a_jpeg_mask_is_refused_saying_to_save_it_as_png(folder, name):
     assert err.problem.startswith("a JPEG mask: ") and "save masks as PNG" in err.problem
 
 
+def test_a_png_mask_beside_a_jpeg_of_its_name_is_the_mask(folder):
+    # a labelling tool's coloured preview saved beside the mask
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(folder / "masks" / "s1.jpg")
+    ds = FolderSegmentation(folder)
+    assert (ds[ds.ids.index("s1")][1] == 1).all()
+
+
 def test_image_and_mask_of_different_sizes(folder):
     Image.fromarray(np.zeros((12, 15), np.uint8)).save(folder / "masks" / "s1.png")
     err = error_for(folder)

@@ -42,7 +42,7 @@ from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.utils.yaml_errors import yaml_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif")
-MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")  # JPEG: refused
+MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
 #: The ``remap`` key that says what every mask value the table does not list becomes.
 OTHER_VALUES = "other"
@@ -326,7 +326,9 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self._images = self._index(self.image_dir,
                                    IMAGE_EXTENSIONS if self.bands is None else RASTER_EXTENSIONS,
                                    self.image_suffix)
-        self._masks = self._index(self.mask_dir, MASK_EXTENSIONS, self.mask_suffix)
+        # a JPEG where no other mask has its name, indexed to be refused in one line
+        jpegs = {} if self.mask_suffix else self._index(self.mask_dir, (".jpg", ".jpeg"))
+        self._masks = {**jpegs, **self._index(self.mask_dir, MASK_EXTENSIONS, self.mask_suffix)}
         self._check_ignore_fits(where)
         if split_ids is None and split is not None:
             split_ids = sorted(set(self._images) & set(self._masks))

@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 import yaml
@@ -74,6 +76,19 @@ def test_a_palette_masks_void_index_stays_ignored_with_a_colour_table(tmp_path):
     mask.putpalette([c for k in range(256) for c in (table[k] if k < 2 else (224, 224, 192))])
     make_folder(tmp_path, {"a": mask}, {"classes": ["bg", "cat"], "colors": table})
     np.testing.assert_array_equal(FolderSegmentation(tmp_path)[0][1], [[0, 1], [255, 255]])
+
+
+def test_images_in_sub_folders_are_said_not_to_be_read(tmp_path, caplog):
+    make_folder(tmp_path, {"a": index_mask([[0, 1]])}, {"classes": ["bg", "road"]})
+    for site in ("site_a", "site_b"):  # one name in each, as two cameras number their photos
+        (tmp_path / "images" / site).mkdir()
+        Image.new("RGB", (2, 1)).save(tmp_path / "images" / site / "0001.jpg")
+    with caplog.at_level(logging.WARNING, logger="fcnseg.data"):
+        assert FolderSegmentation(tmp_path).ids == ["a"]
+    said = [r.message for r in caplog.records if "sub-folders" in r.message]
+    assert said == [f"{tmp_path / 'images'}: its sub-folders are not read (site_a/, site_b/): a "
+                    f"folder dataset's files lie directly in images/; move theirs there to use "
+                    f"them (renaming apart files of one name)"]
 
 
 def test_binary_0_255_masks_are_remapped(tmp_path):

@@ -367,12 +367,14 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
     def _index(folder: Path, extensions: Sequence[str],
                suffix: str | None = None) -> dict[str, Path]:
         """The files of ``folder`` by id: the name less ``suffix``, else the stem of each file
-        with one of ``extensions``."""
+        with one of ``extensions``. Sub-folders are not read (said once)."""
         found: dict[str, Path] = {}
+        subs: list[str] = []
         for p in sorted(folder.iterdir()):
             wanted = (p.name.endswith(suffix) and p.name != suffix if suffix is not None
                       else p.suffix.lower() in extensions)
             if p.name.startswith(".") or not wanted:
+                subs += [f"{p.name}/"] if not p.name.startswith(".") and p.is_dir() else []
                 continue
             try:
                 p.name.encode("utf-8")
@@ -384,6 +386,10 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                 raise ValueError(f"{folder}: two files with stem {key!r}: "
                                  f"{found[key].name} and {p.name}")
             found[key] = p
+        if subs:
+            say_once(f"{folder}: its sub-folders are not read ({', '.join(subs)}): a folder "
+                     f"dataset's files lie directly in {folder.name}/; move theirs there to use "
+                     f"them (renaming apart files of one name)")
         return found
 
     def _split_path(self, split: str, where: str) -> Path:

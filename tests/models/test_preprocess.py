@@ -190,6 +190,15 @@ def test_a_band_model_takes_its_nodata_pixels_for_the_band_means() -> None:
         assert torch.equal(model.preprocess(raw)[..., :9], torch.zeros(1, 4, 40, 9))
 
 
+def test_a_band_model_compares_an_integer_tile_with_its_nodata_exactly() -> None:
+    from tiny_models import tiny_band_model
+    model = tiny_band_model(["b1", "b2"], [900.0, 1400.0], [300.0, 400.0],
+                            nodata=2**24).eval()
+    raw = torch.full((1, 2, 8, 8), 2**24 + 1, dtype=torch.int32)  # equal to it in float32
+    with torch.no_grad():  # as the raster reader finds them: a value, not a pixel without data
+        assert torch.equal(model.preprocess(raw), model.preprocess(raw.double()))
+
+
 def test_a_band_model_takes_nan_pixels_for_the_band_means() -> None:
     from tiny_models import tiny_band_model
     model = tiny_band_model(["b1", "b2"], [900.0, 1400.0], [300.0, 400.0]).eval()

@@ -47,6 +47,7 @@ from fcnseg.data.images import (
     tiff_images,
     upright_array,
 )
+from fcnseg.utils.nodata import without_data
 from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.typing import PathLike
 
@@ -702,40 +703,9 @@ def grid_problem(image: RasterInfo, label: RasterInfo) -> str | None:
 
 def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
     """H×W bool of the pixels without data: every band ``nodata``, or any band NaN (None when
-    there are none)."""
-    missing = None
-    value = _as_sample(nodata, image.dtype)
-    if value is not None:
-        equal = image == value
-        if equal.any():  # the common case, found at once
-            missing = _across_bands(np.logical_and, equal)
-    if image.dtype.kind == "f":
-        nan = np.isnan(image)
-        if nan.any():
-            nan = _across_bands(np.logical_or, nan)
-            missing = nan if missing is None else missing | nan
+    there are none; :func:`fcnseg.utils.nodata.without_data`'s rule)."""
+    missing = without_data(image, nodata, -1)
     return missing if missing is not None and missing.any() else None
-
-
-def _as_sample(value: float | None, dtype: np.dtype) -> np.ndarray | None:
-    """``value`` as a sample of ``dtype``; None where none can equal it (-9999 for uint16)."""
-    if value is None:
-        return None
-    if dtype.kind in "iu":
-        limits = np.iinfo(dtype)
-        if not (np.isfinite(value) and value == int(value)
-                and limits.min <= int(value) <= limits.max):
-            return None
-        return np.asarray(int(value), dtype=dtype)
-    return np.asarray(value, dtype=dtype)
-
-
-def _across_bands(combine: np.ufunc, flags: np.ndarray) -> np.ndarray:
-    """``combine`` of ``flags``' bands, band by band: np.all(axis=-1) is many times slower."""
-    out = flags[..., 0].copy()
-    for band in range(1, flags.shape[-1]):
-        combine(out, flags[..., band], out=out)
-    return out
 
 
 def fill_nodata(image: np.ndarray, missing: np.ndarray | None,

@@ -18,6 +18,7 @@ from torch import nn
 
 from fcnseg.conventions import LOG_DEPTH_MEAN, NYUD_HHA, InputConvention, get_convention
 from fcnseg.utils.keyed import keyed
+from fcnseg.utils.nodata import without_data
 
 #: The colour modality's key: normalised by the model's input convention.
 COLOR = "color"
@@ -45,9 +46,9 @@ class ChannelNormalize(nn.Module):
             out = out.flip(-3)
         normal = (out * c.scale - self.mean.to(dtype)) / self.std.to(dtype)
         if c.bands is not None:
-            missing = _without_data(x, c.nodata)  # in the input's type: a float32 file's 0.1
+            missing = without_data(x, c.nodata, 1)  # in the input's type: a float32 file's 0.1
             if missing is not None:  # in place: no second full-size copy on the hot path
-                normal.masked_fill_(missing, 0.0)
+                normal.masked_fill_(missing.unsqueeze(1), 0.0)
         return _as(self.mean, normal)
 
     def describe(self) -> dict[str, Any]:
@@ -77,16 +78,6 @@ class LogDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mean={self.log_mean}"
-
-
-def _without_data(values: torch.Tensor, nodata: float | None) -> torch.Tensor | None:
-    """N×1×H×W: the pixels whose every band is ``nodata`` or (float values) any band NaN
-    (:func:`~fcnseg.data.rasters.nodata_mask`'s rule); None where neither can be."""
-    missing = values.isnan().any(dim=1, keepdim=True) if values.is_floating_point() else None
-    if nodata is None:
-        return missing
-    equal = (values == nodata).all(dim=1, keepdim=True)
-    return equal if missing is None else missing | equal
 
 
 def _as(like: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -63,16 +63,11 @@ class ArtifactModel(nn.Module):
     ``"torchscript"``) and ``precision`` (``"int8"`` or ``"fp32"``, whatever autocast says),
     read from its :class:`ArtifactInfo` (``info``)."""
 
-    runtime = _recorded("runtime")
-    arch = _recorded("arch")
-    geometry = _recorded("geometry")
-    num_classes = _recorded("num_classes")
-    input_convention = _recorded("convention")
-    input_names = _recorded("input_names")
-    #: What the file does to raw pixels: inside its graph (``raw_pixels``), else ``preprocess``.
-    raw_pixels = _recorded("raw_pixels")
-    labels_out = _recorded("labels_out")
-    precision = _recorded("precision")
+    # What the file does to raw pixels: inside its graph (raw_pixels), else ``preprocess``.
+    (runtime, arch, geometry, num_classes, input_convention, input_names, raw_pixels, labels_out,
+     precision) = (_recorded(f) for f in ("runtime", "arch", "geometry", "num_classes",
+                                          "convention", "input_names", "raw_pixels",
+                                          "labels_out", "precision"))
 
     def __init__(self, run: Any, info: ArtifactInfo) -> None:
         super().__init__()

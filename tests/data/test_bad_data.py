@@ -100,6 +100,19 @@ def test_rgb_mask_with_unknown_colour(folder):
     assert "1 pixels have colours not in the colour table, e.g. (1, 2, 3)" in str(err)
 
 
+def test_an_antialiased_rgb_mask_is_refused_saying_how_to_save_it(folder):
+    (folder / "dataset.yaml").write_text(
+        "classes: [bg, a, b]\ncolors: [[0, 0, 0], [255, 0, 0], [0, 255, 0]]\n")
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    rgb[:, 8:] = (255, 0, 0)
+    rgb[:, 7] = (128, 0, 0)  # the edge between bg and a, blended
+    Image.fromarray(rgb).save(folder / "masks" / "s1.png")
+    err = error_for(folder)
+    assert err.problem.startswith("12 pixels have colours not in the colour table, e.g. "
+                                  "(128, 0, 0): save masks without antialiasing (and resize "
+                                  "them nearest-neighbour)")
+
+
 def test_16_bit_mask_with_out_of_range_values(folder):
     Image.fromarray(np.full((12, 16), 1000, np.uint16)).save(folder / "masks" / "s1.png")
     err = error_for(folder)

@@ -222,7 +222,9 @@ def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,
         bad = np.unique(code[~known])[:5]
         shown = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in bad)
         raise DataError(path, f"{int((~known).sum())} pixels have colours not in the colour "
-                              f"table, e.g. {shown}")
+                              f"table, e.g. {shown}: save masks without antialiasing (and resize "
+                              f"them nearest-neighbour), which blends class colours along edges, "
+                              f"or add a class's colour missing from the table")
     return label
 
 

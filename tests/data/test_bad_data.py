@@ -72,6 +72,13 @@ def test_image_and_mask_of_different_sizes(folder):
     assert "mask is 15×12 but its image s1.jpg is 16×12" in str(err)
 
 
+def test_a_transposed_mask_is_said_to_have_width_and_height_swapped(folder):
+    Image.fromarray(np.zeros((16, 12), np.uint8)).save(folder / "masks" / "s1.png")
+    assert error_for(folder).problem == (
+        "mask is 12×16 but its image s1.jpg is 16×12 (W×H): width and height swapped, as an H×W "
+        "array saved transposed: transpose the mask back")
+
+
 def test_label_values_outside_the_classes(folder):
     Image.fromarray(np.array([[0, 1, 3, 7] * 4] * 12, np.uint8)).save(folder / "masks" / "s1.png")
     err = error_for(folder)

@@ -190,6 +190,9 @@ class FileSegmentationDataset(SegmentationDataset):
                 f" upright: its EXIF orientation tag ({orientation}) turns the stored {ih}×{iw} "
                 f"pixels by 90°. Images are read upright, as viewers show them: draw the mask on "
                 f"the upright image, or remove the tag from the image")
+            if not why and label.shape == (iw, ih):
+                why = (": width and height swapped, as an H×W array saved transposed: transpose "
+                       "the mask back")
             check_same_size(self.label_path(index), "mask", label.shape, "image", image_path,
                             image.shape, why)
         return image, label

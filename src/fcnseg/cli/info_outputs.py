@@ -5,6 +5,7 @@ report of ``fcnseg bench --out``, predict's output manifest and TensorBoard even
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -214,22 +215,15 @@ def _holds_summaries(file: Path) -> bool:
             length = int.from_bytes(header[:8], "little")
             if length > _MAX_EVENT_READ:
                 return True  # bookkeeping events are a few bytes: only summaries are large
-            if _has_field(f.read(length), _SUMMARY_FIELD):
-                return True
+            with contextlib.suppress(ValueError):  # not an event as TensorBoard writes it
+                if any(n == _SUMMARY_FIELD for n, _ in protobuf_fields(f.read(length))):
+                    return True
             f.seek(4, 1)  # the data's checksum
     return False
 
 
 #: tensorflow.Event's field ``summary``; bookkeeping events are read up to this many bytes.
 _SUMMARY_FIELD, _MAX_EVENT_READ = 5, 1 << 16
-
-
-def _has_field(message: bytes, number: int) -> bool:
-    """Whether a serialized protobuf message has top-level field ``number``."""
-    try:
-        return any(n == number for n, _ in protobuf_fields(message))
-    except ValueError:
-        return False  # not an event as TensorBoard writes them
 
 
 def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:

@@ -83,16 +83,14 @@ def protobuf_fields(message: bytes) -> Iterator[tuple[int, memoryview]]:
     key was read but whose length or wire type cannot be."""
     view, at = memoryview(message), 0
     while at < len(message):
+        key = None
         try:
             key, at = read_varint(message, at)
-        except IndexError:
-            raise ValueError(f"protobuf key cut off at byte {at}") from None
-        try:
             start, end = _field_span(message, at, key & 7)
         except (IndexError, KeyError):
-            yield key >> 3, view[at:at]
-            raise ValueError(f"protobuf field {key >> 3} cut off or of an unknown wire type") \
-                from None
+            if key is not None:
+                yield key >> 3, view[at:at]
+            raise ValueError("protobuf message cut off or of an unknown wire type") from None
         yield key >> 3, view[start:end]
         at = end
 
@@ -132,7 +130,7 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
     signature = file_signature(path)
     raw, proto, meta = _parse_onnx(path)
     recorded = meta.get(GRAPH_DIGEST)
-    changed = None if recorded is None else recorded != _graph_digest_once(path, signature, raw)
+    changed = None if recorded is None else recorded != _graph_digest_once(signature, raw)
     if changed and _keeps_external_data(proto):  # its weights moved to a file beside it
         digest = _external_graph_digest(proto, Path(path).parent)
         changed = None if digest is None else digest != recorded
@@ -140,21 +138,18 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
                   "changed": changed}
 
 
-def _graph_digest_once(path: str | os.PathLike[str], signature: FileSignature | None,
-                       raw: bytes) -> str | None:
-    """:func:`_file_graph_digest` of ``raw``, read from ``path`` as ``signature`` describes it:
-    hashed once in a process while the file keeps that signature (any write changes it)."""
-    key = (os.path.abspath(path), signature)
-    if key in _GRAPH_DIGESTS:
-        return _GRAPH_DIGESTS[key]
-    digest = _file_graph_digest(raw)
-    if signature is not None and file_signature(path) == signature:  # not written while read
-        _GRAPH_DIGESTS[key] = digest
-    return digest
+def _graph_digest_once(signature: FileSignature | None, raw: bytes) -> str | None:
+    """:func:`_file_graph_digest` of ``raw``, an ONNX file's bytes as ``signature`` describes
+    the file (device, inode, size, times): hashed once in a process while it keeps them."""
+    if signature is None:
+        return _file_graph_digest(raw)
+    if signature not in _GRAPH_DIGESTS:
+        _GRAPH_DIGESTS[signature] = _file_graph_digest(raw)
+    return _GRAPH_DIGESTS[signature]
 
 
-#: The graph digests of the ONNX files read, by path and signature (:func:`_graph_digest_once`).
-_GRAPH_DIGESTS: dict[tuple[str, FileSignature], str | None] = {}
+#: The graph digests of the ONNX files read, by file signature (:func:`_graph_digest_once`).
+_GRAPH_DIGESTS: dict[FileSignature, str | None] = {}
 
 
 def _parse_onnx(path: str | os.PathLike[str]) -> tuple[bytes, Any, dict[str, Any]]:

@@ -720,3 +720,13 @@ def test_frames_of_one_video_moved_by_another_val_fraction_are_said_to_move_by_i
                      "--val-fraction", fraction]) == 0
     moved = [line for line in capsys.readouterr().out.splitlines() if "changed split" in line]
     assert len(moved) == 1 and "as --val-fraction 0.2 chose them" in moved[0]
+
+
+def test_a_labelme_picture_that_is_a_link_loop_leaves_out_its_image_alone(tmp_path: Path):
+    labelme_file(tmp_path / "photos", "a", ["car"])
+    labelme_file(tmp_path / "photos", "b", ["car"])
+    (tmp_path / "photos" / "b.png").unlink()
+    (tmp_path / "photos" / "b.png").symlink_to("b.png")  # a link to itself
+    report = import_annotations("labelme", tmp_path / "photos", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["a.png"]
+    assert len(report.errors) == 1 and "b.png" in report.errors[0]

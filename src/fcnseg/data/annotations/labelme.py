@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,9 @@ def read_labelme(src: Path) -> Annotations:
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
     items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts))
              for p in files]
-    used = {item.source.with_suffix("").resolve() for item in items}
-    used |= {item.image_path.resolve() for item in items if item.image_path is not None}
+    # realpath, not resolve: a picture that is a link loop is reported where it is read
+    used = {Path(os.path.realpath(p)) for item in items
+            for p in (item.source.with_suffix(""), item.image_path) if p is not None}
     used |= set(predict_outputs(src))
     unannotated = [p for p in sorted(src.rglob("*"))
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()

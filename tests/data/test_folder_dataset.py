@@ -91,6 +91,16 @@ def test_images_in_sub_folders_are_said_not_to_be_read(tmp_path, caplog):
                     f"them (renaming apart files of one name)"]
 
 
+def test_a_gif_image_is_read_at_its_first_frame(tmp_path):
+    # as fcnseg import labelme copies a GIF picture into images/
+    make_folder(tmp_path, {"a": index_mask([[0, 1]])}, {"classes": ["bg", "road"]})
+    (tmp_path / "images" / "a.png").unlink()
+    frames = [Image.new("RGB", (2, 1), colour) for colour in ((200, 0, 0), (0, 0, 200))]
+    frames[0].save(tmp_path / "images" / "a.gif", save_all=True, append_images=frames[1:])
+    image, label = FolderSegmentation(tmp_path)[0]
+    assert tuple(image[0, 0]) == (200, 0, 0) and label.tolist() == [[0, 1]]
+
+
 def test_binary_0_255_masks_are_remapped(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
                 {"classes": ["background", "object"], "remap": {255: 1}})

@@ -41,7 +41,7 @@ from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.utils.yaml_errors import yaml_problem
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif", ".gif")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
 #: The ``remap`` key that says what every mask value the table does not list becomes.

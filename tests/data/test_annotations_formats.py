@@ -180,6 +180,11 @@ def test_brush_code_round_trip() -> None:
     np.testing.assert_array_equal(decode_brush_rle(encode_brush_rle(mask), 7, 9), mask)
 
 
+def test_brush_code_writes_short_runs_in_few_bits_as_label_studios_converter() -> None:
+    # 53 header bits, then two runs of 4 values (one pixel each) in 1 + 2 + 3 + 8 bits each
+    assert len(encode_brush_rle(np.array([[True, False]]))) == (53 + 2 * 14 + 7) // 8
+
+
 def test_label_studio_polygons_and_brushes(tmp_path: Path) -> None:
     src = tmp_path / "ls"
     picture(src / "images" / "photo.jpg")

@@ -99,17 +99,23 @@ def decode_brush_rle(rle: list[int], height: int, width: int) -> np.ndarray:
     return out.reshape(height, width, 4)[..., 3] > 0
 
 
+#: The bits a brush code's run lengths take, as Label Studio's converter sizes them.
+_RUNS = (3, 4, 8, 16)
+
+
 def encode_brush_rle(mask: np.ndarray) -> list[int]:
     """An H×W mask in Label Studio's brush code (RGBA, alpha 255 on the stroke), as its
-    export writes it: each run of one value as a repeat block (the decoder's inverse)."""
+    converter writes it: each run of one value as a repeat block, its length in the fewest of
+    3, 4, 8 or 16 bits (the decoder's inverse)."""
     flat = np.repeat((np.asarray(mask, bool) * 255).astype(np.uint8).reshape(-1), 4)
-    bits: list[str] = [format(len(flat), "032b"), format(7, "05b")] + [format(15, "04b")] * 4
+    bits = [format(len(flat), "032b"), format(7, "05b"), *(format(b - 1, "04b") for b in _RUNS)]
     starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
     ends = np.r_[starts[1:], len(flat)]
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         while s < e:
             n = min(e - s, 1 << 16)
-            bits.append("1" + "00" + format(n - 1, "016b") + format(int(flat[s]), "08b"))
+            k = (n > 1 << _RUNS[0]) + (n > 1 << _RUNS[1]) + (n > 1 << _RUNS[2])
+            bits.append(f"1{k:02b}{n - 1:0{_RUNS[k]}b}{int(flat[s]):08b}")
             s += n
     text = "".join(bits)
     text += "0" * (-len(text) % 8)

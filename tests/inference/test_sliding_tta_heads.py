@@ -142,14 +142,23 @@ class Heads(nn.Module):
         return {f"h{k}": x[:, :1].expand(-1, 16, -1, -1) * (k + 1.0) for k in range(self.count)}
 
 
-def _peak_outputs(heads: int) -> float:
-    """The most memory tta_logits holds at once, in outputs of one head."""
-    x = torch.rand(1, 3, 64, 64)
+def _peak_outputs(heads: int, predict_fn) -> float:
+    """The most memory ``predict_fn`` holds at once, in outputs of one head."""
     live = _LiveBytes()
     with torch.no_grad(), live:
-        tta_logits(Heads(heads), x, scales=(1.0, 0.5), flip=True, average="probs")
+        predict_fn(Heads(heads), torch.rand(1, 3, 64, 64))
     return live.peak / (16 * 64 * 64 * 4)
 
 
 def test_tta_averaging_probabilities_holds_a_sum_and_an_output_per_extra_head() -> None:
-    assert _peak_outputs(4) - _peak_outputs(1) <= 2 * 3
+    def tta(model, x):
+        return tta_logits(model, x, scales=(1.0, 0.5), flip=True, average="probs")
+
+    assert _peak_outputs(4, tta) - _peak_outputs(1, tta) <= 2 * 3
+
+
+def test_sliding_windows_hold_a_sum_and_a_window_per_extra_head() -> None:
+    def windows(model, x):
+        return sliding_window_logits(model, x, 32, 16)
+
+    assert _peak_outputs(4, windows) - _peak_outputs(1, windows) <= (1 + 0.5) * 3

@@ -70,7 +70,9 @@ def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int
                                           device=count.device)
             total[head][cut] += logits.float()
         count[cut] += 1.0  # the weight map: windows over each pixel
-    return unkeyed({head: t / count for head, t in total.items()})
+    for t in total.values():  # in place: no second output-sized tensor per head
+        t /= count
+    return unkeyed(total)
 
 
 def _window_and_stride(window: int | Sequence[int], stride: int | Sequence[int] | None

@@ -555,3 +555,18 @@ def test_an_out_that_is_a_file_is_one_line_before_scoring(synthetic_checkpoint, 
     err = capsys.readouterr().err
     assert err == (f"fcnseg evaluate: error: output folder {tmp_path / 'notes.txt'}: exists "
                    f"and is not a folder\n")
+
+
+def test_a_default_out_that_cannot_be_a_folder_is_one_line_before_scoring(
+        synthetic_checkpoint, tmp_path, monkeypatch, capsys):
+    # the report goes beside the checkpoint, where a file (a read-only folder alike) stops it
+    (synthetic_checkpoint.parent / "eval").write_text("a file, not a folder")
+    import fcnseg.cli.evaluate as evaluate_cli
+
+    monkeypatch.setattr(evaluate_cli, "load_checkpoint", lambda *a, **k: pytest.fail("loaded"))
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
+               "--num-images", "2", "--device", "cpu"])
+    assert rc == 2
+    assert capsys.readouterr().err == (f"fcnseg evaluate: error: output folder "
+                                       f"{synthetic_checkpoint.parent / 'eval'}: exists and is "
+                                       f"not a folder\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     coverages = _parse_coverage(args.coverage) if args.coverage else DEFAULT_COVERAGES
     if args.strips < 0:
         raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
-    if args.out is not None:  # before the data is scored
-        check_output_folder(args.out)
+    # checked before the data is scored, said once it is (where a run replaces a report)
+    check_output_folder(output_folder(args.checkpoint, args.out, say=lambda line: None))
     scored, stopped = until_signal(lambda: _score(  # model loading included
         args, device=device, predict_fn=inner if tta is None else tta.predict_fn(inner),
         coverages=coverages))
@@ -87,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
         return 128 + int(stopped or 0)
     ckpt, spec, result = scored
     precision_from = precision_source(ckpt, args.precision)
-    # said once the data could be scored; beside a read-only checkpoint, one line
     out = prepare_output_folder(output_folder(args.checkpoint, args.out))
     precision = args.precision or (None if ckpt.get("artifact") else result["precision"])
     result["options"] = {"device": device, "batch_size": args.batch_size,
@@ -175,14 +175,15 @@ def precision_source(ckpt: dict[str, Any], asked: str | None) -> str:
     return "the default, as the checkpoint records no training precision"
 
 
-def output_folder(checkpoint: str, out: str | None) -> Path:
-    """Where the report goes: ``out`` (said when it replaces an earlier report), else ``eval/``
-    beside the checkpoint file (in a pretrained folder: inside it; for ``hf://``: under
-    ``runs/eval/``), or the first free ``eval-N/`` when an earlier report is there."""
+def output_folder(checkpoint: str, out: str | None,
+                  say: Callable[[str], None] = print) -> Path:
+    """Where the report goes: ``out`` (``say`` it when it replaces an earlier report), else
+    ``eval/`` beside the checkpoint file (in a pretrained folder: inside it; for ``hf://``:
+    under ``runs/eval/``), or the first free ``eval-N/`` when an earlier report is there."""
     if out is not None:
         folder = Path(out)
         if (folder / "report.json").is_file():
-            print(f"replacing the earlier evaluation in {folder}")
+            say(f"replacing the earlier evaluation in {folder}")
         return folder
     source = Path(checkpoint)
     if source.is_dir():
@@ -197,5 +198,5 @@ def output_folder(checkpoint: str, out: str | None) -> Path:
         n += 1
         folder = base.with_name(f"{base.name}-{n}")
     if folder != base:
-        print(f"{base} holds an earlier evaluation; writing to {folder}")
+        say(f"{base} holds an earlier evaluation; writing to {folder}")
     return folder

@@ -711,6 +711,13 @@ def test_labelstudio_brushes_decode_to_each_class_exactly_holes_included(tmp_pat
         np.testing.assert_array_equal(decode_brush_rle(r["value"]["rle"], 40, 60), label == c)
 
 
+def test_labelstudio_brush_tasks_are_written_compact(make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out, "--tolerance", "mask")
+    written = (out / "tasks.labelstudio.json").read_text()
+    assert len(written) == len(json.dumps(tasks, ensure_ascii=False))  # not a byte a line
+
+
 def test_labelstudio_brush_config_holds_brush_labels(make_checkpoint, photos, tmp_path) -> None:
     out = tmp_path / "out"
     _labelstudio_tasks(make_checkpoint(), photos, out, "--tolerance", "mask")

@@ -339,7 +339,8 @@ class PreAnnotations:
         if unlisted:
             self.notes.append(f"{len(unlisted)} picture(s) not in {export} (the first: "
                               f"{unlisted[0]}): their tasks name them {how}")
-        return json.dumps(tasks, indent=1, ensure_ascii=False).encode("utf-8")
+        indent = None if self.tolerance == BRUSH else 1  # a brush's bytes: not one a line
+        return json.dumps(tasks, indent=indent, ensure_ascii=False).encode("utf-8")
 
     def _below_input(self, path: Path) -> str:
         """``path`` below the first of ``image_folders`` holding it, else below the folder all

@@ -759,3 +759,13 @@ def test_each_raster_open_parses_the_tiff_header_once(tmp_path, monkeypatch, tif
         pixels = r.read_all()
     np.testing.assert_array_equal(pixels, a)
     assert parses[0] == 1
+
+
+def test_pictures_draw_the_first_seven_bands_as_imagej_composites_no_more():
+    from fcnseg.data.rasters import display_rgb
+
+    a = np.zeros((40, 20, 8), np.uint16)
+    for k in range(8):
+        a[5 * k:5 * k + 5, :, k] = 1000  # each band glows in a strip of its own
+    picture = display_rgb(a, [f"c{k}" for k in range(8)])
+    assert picture[:35].any(axis=-1).all() and not picture[35:].any()

@@ -723,7 +723,7 @@ def fill_nodata(image: np.ndarray, missing: np.ndarray | None,
 #: The colour channels (red 0, green 1, blue 2) each band of a picture without ``rgb`` bands
 #: is added into, clipped at white: one band grey; two magenta and green, as microscopes show
 #: two channels (told apart by colour-blind eyes too, white where both are bright); more as
-#: ImageJ composites channels: red, green, blue, grey, cyan, magenta, yellow, then again.
+#: ImageJ composites channels: red, green, blue, grey, cyan, magenta, yellow (no more drawn).
 BAND_COLOURS = {1: ((0, 1, 2),), 2: ((0, 2), (1,))}
 COMPOSITE_COLOURS = ((0,), (1,), (2,), (0, 1, 2), (1, 2), (0, 2), (0, 1))
 
@@ -745,7 +745,7 @@ def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
         return np.ascontiguousarray(image[..., index if named else [0, 1, 2]])
     n = image.shape[2]
     drawn = [(i, (k,)) for k, i in enumerate(index)] if named else list(enumerate(
-        BAND_COLOURS.get(n) or itertools.islice(itertools.cycle(COMPOSITE_COLOURS), n)))
+        BAND_COLOURS.get(n) or COMPOSITE_COLOURS[:n]))
     picture = np.zeros((*image.shape[:2], 3), np.uint8)
     for i, channels in drawn:
         band = _stretched(image[..., i])

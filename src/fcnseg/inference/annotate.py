@@ -123,12 +123,12 @@ class PreAnnotations:
     In ``out_dir`` (image paths relative to it), polygons in ``fmt`` (``labelme``, ``coco``,
     ``cvat``, ``labelstudio`` or None) of ``class_names`` but ``ignore_index``, simplified
     within ``tolerance`` pixels (Label Studio's :data:`BRUSH`: exact masks), none under
-    ``min_area`` pixels (0: all); with ``rank``, for
-    the ``top`` most uncertain images only; CVAT's and Label Studio's labels coloured by
-    ``palette``. Label Studio tasks name their picture as ``image_urls`` (a Label Studio
-    export's, by :func:`exported_pictures`) does, else ``image_url`` followed by its path below
-    the first of ``image_folders`` (the folders given as input) holding it, or by its file
-    name (None: by its path relative to ``out_dir``); their predictions by ``model_version``.
+    ``min_area`` pixels (0: all); with ``rank``, for the ``top`` most uncertain images only;
+    CVAT's and Label Studio's labels coloured by ``palette``. Label Studio tasks name their
+    picture as ``image_urls`` (a Label Studio export's, by :func:`exported_pictures`) does,
+    else ``image_url`` followed by its path below the first of ``image_folders`` (the folders
+    given as input) holding it, or by its file name (None: by its path relative to
+    ``out_dir``); their predictions by ``model_version``.
     COCO categories take the ids ``coco_categories`` records (:func:`coco_document`).
     Entries, recorded as writer threads finish, are put back in input ``order`` (names not in
     it after, as recorded).

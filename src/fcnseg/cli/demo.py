@@ -138,7 +138,7 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
         image, truth = dataset[i]
         scene = i == 0 and scene_pictures and bands is None
         pred = segmenter.predict(image, return_probs=scene)  # a model of bands: raw values
-        picture = image if bands is None else display_rgb(  # its rgb bands (else the first)
+        picture = image if bands is None else display_rgb(  # rgb bands, else every band in colour
             image, getattr(described, "bands", None), getattr(described, "rgb_bands", None))
         path = folder / f"{dataset.name(i)}.png"
         save_png(path, comparison_strip(picture, np.asarray(truth), pred.label, segmenter.palette,

@@ -215,6 +215,20 @@ def test_a_read_only_output_folder_is_one_line_before_any_image(make_checkpoint,
                    f"(read-only, or no write permission): give another folder\n")
 
 
+def test_a_file_of_an_outputs_name_that_predict_did_not_write_is_kept(make_checkpoint, images,
+                                                                      tmp_path, capsys) -> None:
+    out = tmp_path / "preds"
+    out.mkdir()
+    (out / "x_overlay.png").write_text("notes of mine")
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images / "x.png"),
+               "--out", str(out), "--no-progress"])
+    assert rc == 1
+    assert (out / "x_overlay.png").read_text() == "notes of mine"
+    assert not (out / "x_label.png").exists()
+    assert f"its output {out / 'x_overlay.png'} is there, not written by fcnseg predict" in \
+        capsys.readouterr().err
+
+
 def test_an_output_location_below_a_file_is_a_one_line_error(make_checkpoint, images, tmp_path,
                                                             capsys) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder")

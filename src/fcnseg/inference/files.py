@@ -133,6 +133,10 @@ class OwnOutputs:
         return False
 
 
+#: The manifests read so far, for :func:`_refuse_inputs`.
+_OWN = OwnOutputs()
+
+
 def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None,
                    notes: list[str] | None = None
                    ) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
@@ -387,10 +391,15 @@ def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
 
 def _refuse_inputs(paths: list[Path], protected: Collection[Path]) -> None:
     """A :class:`FileExistsError` where one of the output ``paths`` would replace a
-    ``protected`` path (an input)."""
+    ``protected`` path (an input), or a file no manifest lists (not written by predict; the
+    manifests read before are read again before saying so)."""
     clash = [path for path in paths if path.resolve() in protected]
     if clash:
         raise FileExistsError(f"its output would overwrite the input {clash[0]}")
+    clash = [p for p in paths if p.exists() and p not in _OWN and p not in OwnOutputs()]
+    if clash:
+        raise FileExistsError(f"its output {clash[0]} is there, not written by fcnseg predict "
+                              f"(not in {MANIFEST_NAME}): not replaced (move it away)")
 
 
 def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,

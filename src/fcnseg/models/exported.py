@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -49,11 +49,11 @@ class ArtifactInfo:
     labels_out: bool
     precision: str
     input_names: tuple[str, ...] = ("color",)
-    head_classes: Mapping[str, int] | None = None
+    head_classes: Mapping[str, int] = field(default_factory=dict)
 
 
-def _recorded(field: str) -> property:
-    return property(attrgetter(f"info.{field}"), doc=f"Its :class:`ArtifactInfo`'s ``{field}``.")
+def _recorded(name: str) -> property:
+    return property(attrgetter(f"info.{name}"), doc=f"Its :class:`ArtifactInfo`'s ``{name}``.")
 
 
 class ArtifactModel(nn.Module):
@@ -65,9 +65,9 @@ class ArtifactModel(nn.Module):
 
     # What the file does to raw pixels: inside its graph (raw_pixels), else ``preprocess``.
     (runtime, arch, geometry, num_classes, input_convention, input_names, raw_pixels, labels_out,
-     precision) = (_recorded(f) for f in ("runtime", "arch", "geometry", "num_classes",
-                                          "convention", "input_names", "raw_pixels",
-                                          "labels_out", "precision"))
+     precision, head_classes) = (_recorded(f) for f in (
+        "runtime", "arch", "geometry", "num_classes", "convention", "input_names", "raw_pixels",
+        "labels_out", "precision", "head_classes"))
 
     def __init__(self, run: Any, info: ArtifactInfo) -> None:
         super().__init__()
@@ -76,11 +76,6 @@ class ArtifactModel(nn.Module):
         self.preprocess = Preprocess(info.input_names, info.convention)
         self.optimizations = [f"runtime: {info.runtime}"
                               + (" int8" if info.precision == "int8" else "")]
-
-    @property
-    def head_classes(self) -> dict[str, int]:
-        """``{head: number of classes}`` of a model of several heads, else empty."""
-        return dict(self.info.head_classes or {})
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
         device = first_of(x).device

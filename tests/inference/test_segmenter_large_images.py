@@ -195,3 +195,23 @@ def test_probabilities_asked_for_a_class_the_model_lacks_are_refused_in_one_line
     with pytest.raises(ValueError, match=r"return_probs: class index 4 is not one of the "
                                          r"model's 4 classes \(0-3\)"):
         local_segmenter(TILE).predict(photo(150, 170), return_probs=(1, 4))
+
+
+def test_a_large_photos_probabilities_are_written_to_a_file_not_held_in_memory() -> None:
+    import tracemalloc
+
+    classes = [f"c{i}" for i in range(8)]
+
+    def run(batch: np.ndarray) -> torch.Tensor:
+        return torch.ones((len(batch), len(classes), *batch.shape[1:3]))
+
+    reader = held_raster(np.zeros((1024, 1024, 3), np.uint8))
+    tracemalloc.start()
+    try:
+        probs = segment_tiles(run, reader, classes, TileSettings(tile=256, batch_size=2,
+                                                                 probs=True))["probs"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert probs.shape == (8, 1024, 1024) and np.allclose(probs[:, ::97, ::89], 1 / 8)
+    assert peak < probs.nbytes / 2  # 32 MiB of probabilities

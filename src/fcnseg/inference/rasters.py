@@ -362,7 +362,8 @@ class _Outputs:
 
 
 class _HeldOutputs:
-    """The labels (and probabilities) of :func:`segment_tiles`, held in memory."""
+    """The labels of :func:`segment_tiles`, held in memory, and its probabilities, in a
+    temporary file (:func:`_spilled`)."""
 
     def __init__(self, info: RasterInfo, classes: Sequence[str], probs: bool,
                  planes: Sequence[int] | None) -> None:
@@ -370,7 +371,7 @@ class _HeldOutputs:
         self.planes = None if planes is None else list(planes)
         if probs:
             count = len(classes) if self.planes is None else len(self.planes)
-            self.arrays["probs"] = np.zeros((count, info.height, info.width), np.float32)
+            self.arrays["probs"] = _spilled((count, info.height, info.width))
         self.kinds = frozenset(self.arrays)
 
     @contextlib.contextmanager
@@ -381,6 +382,14 @@ class _HeldOutputs:
                 piece = piece[self.planes]
             self.arrays[kind][..., row:row + h, col:col + w] = piece
         yield put
+
+
+def _spilled(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of zeros mapped from a temporary file, removed once the array is gone:
+    written a tile at a time, it is held by the system's file cache, not by the process (C×H×W
+    floats of a large photo are GBs)."""
+    with tempfile.TemporaryFile(prefix=".fcnseg-probs-") as f:  # the map keeps it open
+        return np.memmap(f, np.float32, "w+", shape=shape)
 
 
 def _argmax_classes(sums: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from _train_helpers import (
     tiny_recipe,
     write_recipe,
 )
+from torchrun_workers import READABLE, exit_statuses, worker_with_rank
 
 from fcnseg.checkpoint import load_checkpoint
 
@@ -110,24 +111,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     assert [r["num_images"] for r in records if r.get("split") == "val"] == [4, 4]
 
 
-def _worker_with_rank(launcher: subprocess.Popen, rank: int,
-                      timeout: float = HANG_TIMEOUT_S) -> int:
-    """The pid of the torchrun worker (a child of ``launcher``) whose RANK is ``rank``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-                environ = (stat.parent / "environ").read_bytes().split(b"\0")
-            except (OSError, IndexError, ValueError):
-                continue  # a process that ended meanwhile, or another user's
-            if parent == launcher.pid and f"RANK={rank}".encode() in environ:
-                return int(stat.parent.name)
-        time.sleep(0.05)
-    raise AssertionError(f"no torchrun worker of rank {rank}")
-
-
-@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="processes read in /proc")
+@pytest.mark.skipif(not READABLE, reason="processes read in /proc")
 def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
         train={"iterations": 100000, "checkpoint_every": 3, "eval_every": 100000,
@@ -135,7 +119,7 @@ def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) 
     run = tmp_path / "run"
     launcher = start_ddp_training(recipe, run)
     _wait_for(run / "last.pt", launcher)
-    subprocess.run(["kill", "-9", str(_worker_with_rank(launcher, 1))], check=True)
+    subprocess.run(["kill", "-9", str(worker_with_rank(launcher, 1))], check=True)
     out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
     assert launcher.returncode != 0
     saved_at = load_checkpoint(run / "last.pt")["iteration"]
@@ -149,7 +133,7 @@ def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) 
 
 # Three torch start-ups at once: on a loaded machine they alone can outlast the suite's 300 s.
 @pytest.mark.timeout(HANG_TIMEOUT_S)
-@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="processes read in /proc")
+@pytest.mark.skipif(not READABLE, reason="processes read in /proc")
 def test_a_lost_process_is_reported_once_by_the_processes_left(tmp_path: Path) -> None:
     # Rank 0 lost: the two processes left both see it, and one of them says it.
     recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
@@ -158,7 +142,7 @@ def test_a_lost_process_is_reported_once_by_the_processes_left(tmp_path: Path) -
     run = tmp_path / "run"
     launcher = start_ddp_training(recipe, run, processes=3)
     _wait_for(run / "last.pt", launcher)
-    subprocess.run(["kill", "-9", str(_worker_with_rank(launcher, 0))], check=True)
+    subprocess.run(["kill", "-9", str(worker_with_rank(launcher, 0))], check=True)
     out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
     assert launcher.returncode != 0
     lines = [line for line in out.splitlines() if line.startswith("fcnseg train: error:")]
@@ -166,3 +150,22 @@ def test_a_lost_process_is_reported_once_by_the_processes_left(tmp_path: Path) -
     assert "lost another of 3 training processes" in lines[0]
     assert lines[0].endswith(f"train --out {run} --resume")
     assert "torchrun --standalone --nproc_per_node 3 " in lines[0]
+
+
+@pytest.mark.skipif(not READABLE, reason="processes read in /proc")
+def test_a_sigterm_to_one_process_stops_every_process_with_one_line(tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
+        train={"iterations": 100000, "checkpoint_every": 3, "eval_every": 100000,
+               "log_every": 100000}))
+    run = tmp_path / "run"
+    launcher = start_ddp_training(recipe, run)
+    _wait_for(run / "last.pt", launcher)
+    subprocess.run(["kill", "-TERM", str(worker_with_rank(launcher, 1))], check=True)
+    out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
+    saved_at = load_checkpoint(run / "last.pt")["iteration"]
+    lines = [line for line in out.splitlines() if line.startswith("stopped by signal")]
+    assert lines == [f"stopped by signal 15 at iteration {saved_at}; saved {run / 'last.pt'}; "
+                     f"continue it with --resume (train(..., resume=True) from Python)."], out
+    # 143, or ended by the launcher's own SIGTERM once the other process left (after the
+    # processes met to leave the group: the checkpoint and the line are done by then)
+    assert len(exit_statuses(out)) == 2 and set(exit_statuses(out)) <= {143, -15}, out

@@ -3,14 +3,18 @@ each output written once and equal to one process's, a stopped run finished by a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from torchrun_workers import READABLE, exit_statuses, worker_with_rank
 
 from fcnseg.inference.files import MANIFEST_NAME, written_by
 from fcnseg.inference.visualize import read_label_png
@@ -138,3 +142,35 @@ def test_two_processes_say_one_speed_line_for_all_the_images_written(make_checkp
     others = [line for line in done.stderr.splitlines() if "images" in line and line not in speed]
     assert all(line.startswith(("predict (process 1 of 2): ", "predict (process 2 of 2): "))
                for line in others), others
+
+
+@pytest.mark.skipif(not READABLE, reason="processes read in /proc")
+def test_a_sigterm_to_one_process_stops_both_with_one_line(make_checkpoint, tmp_path):
+    # Without an agreement the other process finished its share and waited for this one forever.
+    many = tmp_path / "many"
+    many.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(600):  # far more than are written before the signal
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), np.uint8)).save(many / f"{k:03d}.png")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+               "2", str(Path(sys.executable).parent / "fcnseg"), "predict", "--checkpoint",
+               str(make_checkpoint("same")), str(many), "--out", str(out), "--batch-size", "1",
+               "--no-progress", "--device", "cpu"]
+    launcher = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    workers = [worker_with_rank(launcher, rank) for rank in (0, 1)]
+    try:
+        while len(list(out.glob("*_label.png"))) < 4 and launcher.poll() is None:
+            time.sleep(0.02)
+        os.kill(workers[1], signal.SIGTERM)
+        said, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
+    finally:
+        for pid in [launcher.pid, *workers]:  # where it hung
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    lines = [line for line in said.splitlines() if line.startswith("fcnseg predict: stopped")]
+    assert len(lines) == 1 and lines[0].endswith(
+        f"to {out}; run the same command with --skip-complete to write the rest"), said
+    # 143, or ended by the launcher's SIGTERM once the other process left (the line said)
+    assert len(exit_statuses(said)) == 2 and set(exit_statuses(said)) <= {143, -15}, said

@@ -23,6 +23,7 @@ from fcnseg.engine.distributed import (
     DistInfo,
     all_gather_objects,
     setup_distributed,
+    stop_board,
     teardown_distributed,
 )
 from fcnseg.engine.signals import StopRequest, until_signal
@@ -237,12 +238,19 @@ def run(args: argparse.Namespace) -> int:
     running = {"sliding_window": options.sliding_window_from_args(args),
                "tta": options.tta_from_args(args), **tiles}
     tally = Tally()
-    # a signal before the images' loop, model loading included, or after it stops at once
-    status, stopped = until_signal(partial(_run, args, running, tally))
-    return status if stopped is None else _stopped(stopped, tally, args.out, tally.written > 0)
+    # A signal before the images' loop (model loading included) or after it stops at once;
+    # under torchrun, loading goes on to the images' loop, where the processes agree to stop.
+    with StopRequest(at_once=True) as stop:
+        try:
+            return _run(args, running, tally, stop)
+        except KeyboardInterrupt:
+            if stop.signum is None:
+                raise
+    return _stopped(stop.signum, tally, args.out, tally.written > 0)
 
 
-def _run(args: argparse.Namespace, running: dict[str, Any], tally: Tally) -> int:
+def _run(args: argparse.Namespace, running: dict[str, Any], tally: Tally,
+         stop: StopRequest) -> int:
     skipped: list[str] = []  # pictures never read: said, not counted as failed
     inputs, problems = collect_inputs(args.inputs, Path(args.out), notes=skipped)
     if not inputs:
@@ -251,9 +259,10 @@ def _run(args: argparse.Namespace, running: dict[str, Any], tally: Tally) -> int
     for line in skipped:
         _report(f"note: {line}")
     ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
+    stop.at_once = not ranks.distributed
     finished = False
     try:
-        status = _predict(args, ranks, (inputs, problems), running, tally)
+        status = _predict(args, ranks, (inputs, problems), running, (tally, stop))
         finished = True
         return status
     finally:
@@ -262,10 +271,12 @@ def _run(args: argparse.Namespace, running: dict[str, Any], tally: Tally) -> int
 
 def _predict(args: argparse.Namespace, ranks: DistInfo,
              collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
-             running: dict[str, Any], tally: Tally) -> int:
+             running: dict[str, Any], counted: tuple[Tally, StopRequest]) -> int:
     """Segment this process's share (``collected``: inputs, failed specs; ``running``: the
-    Segmenter's window, TTA and tiles) and count it in ``tally``; the exit status."""
+    Segmenter's window, TTA and tiles) and count it in ``counted``'s tally, which its stop
+    request may cut short; the exit status."""
     inputs, problems = collected
+    tally = counted[0]
     if ranks.distributed and (args.format or args.rank or args.counts):
         raise ValueError("--format, --rank and --counts gather every image into one file: run "
                          "them in one process, not under torchrun")
@@ -301,14 +312,17 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         raise ValueError(f"--heatmaps: {e}") from None
     for spec, problem in problems if plan.is_main else []:  # reported once
         tally.count(f"{spec}: {problem}", _report)
-    return _write(args, seg, plan, (out_dir, heat_classes, label_ids, counts), tally)
+    return _write(args, seg, plan, (out_dir, heat_classes, label_ids, counts), counted)
 
 
 def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
-           where: tuple[Path, list[int], tuple[int, ...], ClassCounts | None], tally: Tally) -> int:
+           where: tuple[Path, list[int], tuple[int, ...], ClassCounts | None],
+           counted: tuple[Tally, StopRequest]) -> int:
     """Every output of the ``plan`` (``where``: folder, heatmaps' classes, each class's label
-    id in --label-ids' benchmark, the --counts rows); the exit status."""
+    id in --label-ids' benchmark, the --counts rows; ``counted``: the tally and the run's stop
+    request); the exit status."""
     out_dir, heat_classes, label_ids, counts = where
+    tally = counted[0]
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
@@ -352,22 +366,25 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                     partial(Progress, unit="tile", off=args.no_progress),
                     counted=counts.add_raster if counts is not None else None,
                     mask=args.ignore_mask)
-    stopped = (_segment_rasters(seg, plan, (out_dir, run), tally)
-               or _segment_images(args, seg, plan, (out_dir, outputs), tally))
+    stopped = _segment_images(args, seg, plan, (out_dir, outputs), counted,
+                              _segment_rasters(seg, plan, (out_dir, run), tally))
     if counts is not None:
         counts.write(every)
     if stopped is not None:
-        return _stopped(stopped, tally, out_dir, bool(plan.images))
+        return _stopped(stopped, tally.gathered(plan), out_dir, bool(plan.images), plan.is_main)
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
     return _finish(tally, out_dir, plan, precision_text(seg, args.precision))
 
 
-def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool) -> int:
-    """As train says it: what was written, how to go on; the exit status, 128 + ``signum``."""
-    _report(f"stopped by signal {signum}; wrote the outputs of {tally.written} image(s) to "
-            f"{out_dir}; run the same command{' with --skip-complete' * images_left} to write "
-            f"the rest")
+def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool,
+             say: bool = True) -> int:
+    """As train says it (when ``say``): what was written, how to go on; the exit status,
+    128 + ``signum``."""
+    if say:
+        _report(f"stopped by signal {signum}; wrote the outputs of {tally.written} image(s) to "
+                f"{out_dir}; run the same command{' with --skip-complete' * images_left} to "
+                f"write the rest")
     return 128 + signum
 
 
@@ -455,30 +472,44 @@ def _segment_rasters(seg: Segmenter, plan: Plan, where: tuple[Path, RasterRun],
 
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
-                    where: tuple[Path, OutputOptions], tally: Tally) -> int | None:
-    """Each image (with its other modalities) into its outputs, behind a progress bar; the
-    signal (SIGINT, SIGTERM) that stopped it after an image's outputs, if one did."""
+                    where: tuple[Path, OutputOptions], counted: tuple[Tally, StopRequest],
+                    stopped: int | None) -> int | None:
+    """Each image (with its other modalities) into its outputs, behind a progress bar, unless
+    the rasters were ``stopped`` (by that signal); the signal (SIGINT, SIGTERM) that stopped
+    the run after an image's outputs, if one did: under torchrun, one process's signal (also
+    while loading) stops every process at its next image, and they all return it."""
     out_dir, outputs = where
+    tally, stop = counted
+    board = stop_board(plan.world_size > 1)
+    # another process's rasters or loading may have been stopped
+    stopped = board(stopped or stop.signum)
     desc = (f"predict (process {plan.rank + 1} of {plan.world_size})"
             if plan.world_size > 1 else "predict")
     with Progress(len(plan.images), unit="image", desc=desc, off=args.no_progress,
-                  closing_line=plan.world_size == 1) as bar, StopRequest() as stop:
+                  closing_line=plan.world_size == 1) as bar:
+        stop.at_once = False  # the loop stops after an image
         outcomes = predict_files(seg, plan.images, out_dir, outputs, batch_size=args.batch_size,
                                  workers=args.io_workers, input_dirs=plan.input_dirs,
                                  warn=lambda line: _report(f"warning: {line}")
-                                 ) if plan.images else ()
+                                 ) if plan.images and stopped is None else ()
         for outcome in outcomes:
             bar.update(1, failed=outcome.problem is not None)
             tally.count(outcome.problem, _report)
-            if stop.signum is not None and bar.done < len(plan.images):  # else none is left
-                return stop.signum
-    if plan.world_size > 1:  # one closing line for every process
-        shares = plan.gather((bar.done - bar.failed, bar.failed, bar.elapsed()))
-        images, failed = sum(s[0] for s in shares), sum(s[1] for s in shares)
-        if plan.is_main and bar.in_log and images + failed:
-            seconds = max(s[2] for s in shares)  # the processes ran side by side
-            print(f"predict ({plan.world_size} processes): "
-                  f"{closing_text(images, failed, seconds, 'image')}", file=sys.stderr, flush=True)
+            signum = board(stop.signum)
+            if signum is not None and bar.done < len(plan.images):  # else none is left
+                stopped = signum
+                break
+    stop.at_once = plan.world_size == 1
+    if plan.world_size == 1:
+        return stopped
+    shares = plan.gather((bar.done - bar.failed, bar.failed, bar.elapsed(), stopped))
+    stopped = next((s[3] for s in shares if s[3] is not None), None)
+    images, failed = sum(s[0] for s in shares), sum(s[1] for s in shares)
+    if stopped is None and plan.is_main and bar.in_log and images + failed:
+        seconds = max(s[2] for s in shares)  # the processes ran side by side: one line
+        print(f"predict ({plan.world_size} processes): "
+              f"{closing_text(images, failed, seconds, 'image')}", file=sys.stderr, flush=True)
+    return stopped
 
 
 def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: Tally) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -99,6 +100,27 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def stop_board(distributed: bool) -> Callable[[int | None], int | None]:
+    """Where the processes of a run under torchrun tell one another of a stop signal, through
+    the run's store rather than a collective (a process with more work left never waits):
+    ``board(signum)`` posts this process's signal, if given, and returns the one any process
+    posted, if any. One process (or a store that fails): ``signum`` back."""
+    if not distributed:
+        return lambda signum: signum
+    store: list[dist.Store] = []
+    key = f"fcnseg/stop/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+
+    def board(signum: int | None) -> int | None:
+        with contextlib.suppress(Exception):  # then this process's own signal alone
+            store[:] = store or [run_store()]
+            if signum is not None:
+                store[0].set(key, str(signum))
+            elif store[0].check([key]):
+                return int(store[0].get(key))
+        return signum
+    return board
 
 
 #: How long a process left waits for the store before reporting anyway (a store on a machine

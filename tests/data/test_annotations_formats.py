@@ -180,6 +180,21 @@ def test_brush_code_round_trip() -> None:
     np.testing.assert_array_equal(decode_brush_rle(encode_brush_rle(mask), 7, 9), mask)
 
 
+def test_brush_code_of_a_mask_takes_a_few_bytes_a_pixel() -> None:
+    import tracemalloc
+
+    yy, xx = np.mgrid[:1000, :1000]
+    mask = (yy - 500) ** 2 + (xx - 500) ** 2 < 300 ** 2
+    tracemalloc.start()
+    try:
+        encode_brush_rle(mask)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the runs found on the pixels, not on four RGBA values a pixel held as bytes and bits
+    assert peak < 4 * mask.size
+
+
 def test_brush_code_writes_short_runs_in_few_bits_as_label_studios_converter() -> None:
     # 53 header bits, then two runs of 4 values (one pixel each) in 1 + 2 + 3 + 8 bits each
     assert len(encode_brush_rle(np.array([[True, False]]))) == (53 + 2 * 14 + 7) // 8

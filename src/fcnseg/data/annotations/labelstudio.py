@@ -107,19 +107,21 @@ def encode_brush_rle(mask: np.ndarray) -> list[int]:
     """An H×W mask in Label Studio's brush code (RGBA, alpha 255 on the stroke), as its
     converter writes it: each run of one value as a repeat block, its length in the fewest of
     3, 4, 8 or 16 bits (the decoder's inverse)."""
-    flat = np.repeat((np.asarray(mask, bool) * 255).astype(np.uint8).reshape(-1), 4)
-    bits = [format(len(flat), "032b"), format(7, "05b"), *(format(b - 1, "04b") for b in _RUNS)]
+    flat = np.asarray(mask, bool).reshape(-1)
     starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
-    ends = np.r_[starts[1:], len(flat)]
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        while s < e:
-            n = min(e - s, 1 << 16)
-            k = (n > 1 << _RUNS[0]) + (n > 1 << _RUNS[1]) + (n > 1 << _RUNS[2])
-            bits.append(f"1{k:02b}{n - 1:0{_RUNS[k]}b}{int(flat[s]):08b}")
-            s += n
-    text = "".join(bits)
-    text += "0" * (-len(text) % 8)
-    return [int(text[k:k + 8], 2) for k in range(0, len(text), 8)]
+    runs = 4 * np.diff(np.r_[starts, flat.size])  # values: each pixel's four alike
+    blocks = -(-runs // (1 << 16))  # a block holds at most 2**16 values
+    n = np.full(int(blocks.sum()), 1 << 16, np.int64)
+    n[np.cumsum(blocks) - 1] = runs - ((blocks - 1) << 16)
+    k = np.searchsorted(1 << np.array(_RUNS), n)  # the fewest bits that hold n - 1
+    width = 11 + np.array(_RUNS)[k]  # bits: repeated, size index, length, value
+    codes = (1 << (width - 1)) | (k << (width - 3)) | ((n - 1) << 8) | np.repeat(
+        np.where(flat[starts], 255, 0), blocks)
+    # The header: the values (32 bits), the word size less one (5), each run size less one (4)
+    codes = np.r_[4 * flat.size, 7, np.array(_RUNS) - 1, codes]
+    width = np.r_[32, 5, 4, 4, 4, 4, width]
+    bits = np.unpackbits(codes.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1)
+    return np.packbits(bits[np.arange(32) >= 32 - width[:, None]]).tolist()
 
 
 def _image_url(task: dict) -> str | None:

@@ -109,6 +109,16 @@ def test_resuming_with_another_model_names_the_checkpoint_and_keeps_it(tmp_path:
     assert last.read_bytes() == before
 
 
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_best_pt_put_in_the_run_folder_is_never_replaced(tmp_path: Path, resume) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.pt").write_bytes(b"a checkpoint of mine")
+    config = load_config(tiny_recipe(train={"iterations": 2}), out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"holds best\.pt but no last\.pt to resume from"):
+        train(config, resume=resume)
+    assert (tmp_path / "run" / "best.pt").read_bytes() == b"a checkpoint of mine"
+
+
 def test_failed_rewrite_of_the_metrics_log_on_resume_keeps_it_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

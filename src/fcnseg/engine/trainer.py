@@ -241,11 +241,14 @@ def _checkpoint_to_resume(run_dir: Path, resume: bool,
     last_path = run_dir / "last.pt"
     if resume and last_path.exists():
         return load_checkpoint(last_path)
-    if resume:
-        say(f"no checkpoint in {run_dir} yet: starting a new run")
-    elif last_path.exists():
+    if last_path.exists():
         raise ValueError(f"out: {run_dir} already holds a run ({last_path.name}); resume it "
                          f"(--resume, or train(..., resume=True)) or choose another out folder")
+    if (run_dir / "best.pt").exists():  # a checkpoint put there, which a new run would replace
+        raise ValueError(f"out: {run_dir} holds best.pt but no last.pt to resume from: a new "
+                         f"run would replace it; move it away or choose another out folder")
+    if resume:
+        say(f"no checkpoint in {run_dir} yet: starting a new run")
     return None
 
 

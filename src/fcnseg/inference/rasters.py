@@ -292,7 +292,6 @@ class _Outputs:
                  mask: RasterReader | None = None) -> None:
         self.info, self.classes, self.settings = info, list(classes), settings
         self.palette, self.mask = palette, mask
-        self._window: tuple[tuple[int, ...], np.ndarray] | None = None  # the mask's last
         self.paths = _output_paths(out, settings)
         self.kinds = frozenset(self.paths)
         if fresh:
@@ -343,22 +342,13 @@ class _Outputs:
 
             def put(kind: str, row: int, col: int, piece: np.ndarray) -> None:
                 planes = piece if piece.ndim == 3 else piece[None]
-                if self.mask is not None:  # its pixels left out: as those without data
-                    planes[:, self._left_out(row, col, *planes.shape[1:])] = \
-                        NODATA_LABEL if kind == "label" else np.nan
+                if self.mask is not None:  # where it is 0 (alpha aside): as without data
+                    kept = self.mask.read(row, col, *planes.shape[1:])
+                    planes[:, ~kept[..., :len(self.mask.band_index) - self.mask.info.alpha]
+                           .any(axis=-1)] = NODATA_LABEL if kind == "label" else np.nan
                 window = Window(col, row, planes.shape[2], planes.shape[1])
                 datasets[kind].write(planes, window=window)
             yield put
-
-    def _left_out(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        """Where the mask is 0 (in every band but alpha) in this window, read once for all
-        the outputs of a piece."""
-        assert self.mask is not None
-        if self._window is None or self._window[0] != (row, col, height, width):
-            values = self.mask.read(row, col, height, width)
-            kept = values[..., :-1] if self.mask.info.alpha else values
-            self._window = (row, col, height, width), ~kept.any(axis=-1)
-        return self._window[1]
 
 
 class _HeldOutputs:

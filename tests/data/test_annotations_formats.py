@@ -180,6 +180,14 @@ def test_brush_code_round_trip() -> None:
     np.testing.assert_array_equal(decode_brush_rle(encode_brush_rle(mask), 7, 9), mask)
 
 
+def test_brush_code_of_16_bit_words_is_drawn_where_its_alpha_is_above_0() -> None:
+    # 2 pixels, words of 16 bits: a repeat block of 4 values 300, then one of 4 values 0
+    bits = f"{8:032b}{15:05b}" + f"{15:04b}" * 4 + f"100{3:016b}{300:016b}100{3:016b}{0:016b}"
+    bits += "0" * (-len(bits) % 8)
+    rle = [int(bits[k:k + 8], 2) for k in range(0, len(bits), 8)]
+    np.testing.assert_array_equal(decode_brush_rle(rle, 1, 2), [[True, False]])
+
+
 def test_brush_code_of_a_mask_takes_a_few_bytes_a_pixel() -> None:
     import tracemalloc
 

@@ -85,18 +85,18 @@ def decode_brush_rle(rle: list[int], height: int, width: int) -> np.ndarray:
         raise ValueError(f"brush holds {num} values, not the image's {width}×{height}×4")
     word = read(5) + 1
     sizes = [read(4) + 1 for _ in range(4)]
-    out = np.zeros(num, np.uint8)
+    out = np.zeros(num, bool)  # each value above 0 (words of up to 32 bits)
     i = 0
     while i < num:
         repeated = read(1)
         j = min(i + 1 + read(sizes[read(2)]), num)
         if repeated:
-            out[i:j] = read(word)
+            out[i:j] = read(word) > 0
         else:
             for k in range(i, j):
-                out[k] = read(word)
+                out[k] = read(word) > 0
         i = j
-    return out.reshape(height, width, 4)[..., 3] > 0
+    return out.reshape(height, width, 4)[..., 3]
 
 
 #: The bits a brush code's run lengths take, as Label Studio's converter sizes them.

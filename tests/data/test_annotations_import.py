@@ -730,3 +730,16 @@ def test_a_labelme_picture_that_is_a_link_loop_leaves_out_its_image_alone(tmp_pa
     report = import_annotations("labelme", tmp_path / "photos", tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["a.png"]
     assert len(report.errors) == 1 and "b.png" in report.errors[0]
+
+
+@pytest.mark.parametrize("taken", ["out", "out/masks"])
+def test_an_out_that_cannot_be_written_is_one_line_before_anything_is_read(
+        taken: str, tmp_path: Path, capsys) -> None:
+    labelme_file(tmp_path / "photos", "a", ["car"])
+    if taken == "out/masks":
+        (tmp_path / "out").mkdir()
+    (tmp_path / taken).write_text("a file, not a folder")
+    rc = main(["import", "labelme", str(tmp_path / "photos"), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    assert capsys.readouterr().err == (f"fcnseg import: error: output folder {tmp_path / taken}: "
+                                       f"exists and is not a folder\n")

@@ -13,6 +13,7 @@ from fcnseg.data.annotations import (
     RasterOptions,
     import_annotations,
 )
+from fcnseg.utils.files import check_output_folder
 
 NAME = "import"
 HELP = ("Import annotations (labelme, COCO, CVAT, Label Studio) as a folder dataset: images/, "
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         empty_as_background=args.empty_as_background, rename=_renames(args.rename))
     if args.add_unknown_labels and options.labels is None:
         raise ValueError("--add-unknown-labels needs --labels")
+    for folder in ("", "images", "masks"):  # before anything is read or written
+        check_output_folder(Path(args.out) / folder)
     report = import_annotations(args.format, Path(args.src), Path(args.out), options,
                                 report=lambda line: print(f"fcnseg import: {line}"))
     left = _left_counts(report)

@@ -89,7 +89,7 @@ def test_a_raster_complete_from_an_earlier_run_keeps_its_row(make_checkpoint, sc
     assert rows_of(table) == first
 
 
-def test_a_label_raster_is_counted_by_strips_not_whole(tmp_path, monkeypatch):
+def test_a_label_raster_is_counted_by_windows_of_blocks_not_whole(tmp_path, monkeypatch):
     from fcnseg.data import rasters as raster_module
     from fcnseg.inference import counts
 
@@ -108,10 +108,11 @@ def test_a_label_raster_is_counted_by_strips_not_whole(tmp_path, monkeypatch):
         return reader
 
     monkeypatch.setattr(counts, "open_raster", recording)
-    monkeypatch.setattr(counts, "_STRIP_PIXELS", 16 * 48)
+    monkeypatch.setattr(counts, "_STRIP_PIXELS", 16 * 32)
     pixels = counts.label_raster_counts(tmp_path / "labels.tif")
     np.testing.assert_array_equal(pixels, np.bincount(labels.ravel(), minlength=256))
-    assert windows == [(row, 0, 16, 48) for row in range(0, 64, 16)]
+    assert windows == [(row, col, 16, w) for row in range(0, 64, 16)
+                       for col, w in ((0, 32), (32, 16))]
 
 
 def read_labels(path) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class ClassCounts:
 
     def add_raster(self, path: Path, label: Path) -> None:
         """The row of ``path``, segmented by tiles into the label raster ``label`` (read by
-        strips of its blocks: never whole); its pixels of no class (255) are no data."""
+        windows of its blocks: never whole); its pixels of no class (255) are no data."""
         classes = len(self.header) - 2
         pixels = label_raster_counts(label)
         self.rows[str(path)] = [str(path), *map(str, pixels[:classes]),
@@ -68,19 +69,19 @@ class ClassCounts:
         atomic_write_bytes(self.path, text.getvalue().encode("utf-8"))
 
 
-#: Pixels of a label raster read at a time, about (whole rows of blocks).
-_STRIP_PIXELS = 1 << 24
+#: Pixels of a label raster counted at a time, about (windows of whole blocks).
+_STRIP_PIXELS = 1 << 22
 
 
 def label_raster_counts(path: Path) -> np.ndarray:
-    """The pixels of each value 0-255 in the label raster ``path``, read a strip of whole
-    blocks at a time."""
+    """The pixels of each value 0-255 in the label raster ``path``, read a window of whole
+    blocks at a time (a row of them, or part of one: np.bincount takes 8 bytes a pixel)."""
     counts = np.zeros(256, np.int64)
     with open_raster(path) as reader:
         height, width = reader.info.height, reader.info.width
-        block = (reader.block_shape() or (1, width))[0]
-        rows = block * max(1, _STRIP_PIXELS // max(1, block * width))
-        for row in range(0, height, rows):
-            strip = reader.read(row, 0, min(rows, height - row), width)
-            counts += np.bincount(strip.reshape(-1), minlength=256)
+        rows, cols = reader.block_shape() or (1, width)
+        step = max(1, _STRIP_PIXELS // (rows * cols)) * cols
+        for row, col in itertools.product(range(0, height, rows), range(0, width, step)):
+            window = reader.read(row, col, min(rows, height - row), min(step, width - col))
+            counts += np.bincount(window.reshape(-1), minlength=256)
     return counts

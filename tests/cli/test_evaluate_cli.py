@@ -570,3 +570,16 @@ def test_a_default_out_that_cannot_be_a_folder_is_one_line_before_scoring(
     assert capsys.readouterr().err == (f"fcnseg evaluate: error: output folder "
                                        f"{synthetic_checkpoint.parent / 'eval'}: exists and is "
                                        f"not a folder\n")
+
+
+def test_a_bad_sample_says_to_fix_it_as_evaluation_skips_none(synthetic_checkpoint, tmp_path,
+                                                              capsys):
+    root = write_folder(tmp_path / "data", list(SYNTHETIC_CLASSES), {"val": 2})
+    (root / "masks" / "val1.png").write_bytes(b"")
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "folder",
+               "--root", str(root), "--split", "val", "--out", str(tmp_path / "eval")])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"fcnseg evaluate: error: {root / 'masks' / 'val1.png'}: unreadable mask: an empty file "
+        f"(0 bytes): nothing to read; evaluation scores every image of the split: fix or remove "
+        f"it ('fcnseg check-data' lists every bad sample)\n")

@@ -12,6 +12,7 @@ from typing import Any
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.demo import save_predictions
+from fcnseg.data.errors import DataError
 from fcnseg.engine.evaluation import (
     data_summary,
     evaluate_checkpoint,
@@ -128,11 +129,15 @@ def _score(args: argparse.Namespace, **running: Any) -> tuple[dict[str, Any], An
     coverages)."""
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
-    return ckpt, spec, evaluate_checkpoint(  # without --precision, at its default
-        ckpt, spec, batch_size=args.batch_size, num_workers=args.num_workers,
-        precision=args.precision, limit=args.limit,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        calibration=args.calibration, **running)
+    try:
+        return ckpt, spec, evaluate_checkpoint(  # without --precision, at its default
+            ckpt, spec, batch_size=args.batch_size, num_workers=args.num_workers,
+            precision=args.precision, limit=args.limit,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            calibration=args.calibration, **running)
+    except DataError as e:  # not skip_bad's advice: a sample left out would change the scores
+        raise DataError(e.path, e.problem, "evaluation scores every image of the split: fix or "
+                        "remove it ('fcnseg check-data' lists every bad sample)") from None
 
 
 def header_method(args: argparse.Namespace, precision_from: str,

@@ -830,6 +830,16 @@ def test_a_first_label_named_like_background_that_shapes_draw_is_said_to_join_cl
         f"with --rename unlabeled=NAME)"]
 
 
+def test_the_background_colour_of_a_cvat_mask_export_is_not_said_to_be_drawn(
+        tmp_path: Path) -> None:
+    said: list[str] = []
+    src = cvat_mask_export(tmp_path, "background:0,0,0::\ncar:250,50,83::\n")
+    report = import_annotations("cvat-mask", src, tmp_path / "out", report=said.append)
+    assert report.classes == ["background", "car"]
+    assert (read_mask(tmp_path / "out", "m")[10:] == 0).all()
+    assert [line for line in said if "is drawn by" in line] == []
+
+
 def test_the_rename_that_keeps_class_0_apart_is_quoted_for_the_shell(tmp_path: Path) -> None:
     said: list[str] = []
     src = cvat_source(tmp_path, CVAT_XML.replace("road", "void "))

@@ -649,7 +649,9 @@ def background_aliases(found: Annotations, labels: LabelSet, src: Path, of: str 
     ``outcome``: what becomes of the labels (``"read"`` for annotations read directly)."""
     # Those the labels grew by (labels.ids) or, with --labels, those drawn that it lacks.
     used, zero = [*labels.ids, *sorted(_region_labels(found))], labels.classes[0]
-    drawn = sum(s.label == zero and s.kind != "point" for i in found.items for s in i.shapes)
+    # A CVAT mask export (PNG) paints its background colour where no shape is: not drawn.
+    drawn = sum(s.label == zero and s.kind != "point" for i in found.items for s in i.shapes
+                if not (s.kind == "mask" and i.source.suffix.lower() == ".png"))
     lines = [f"{printable(src)}: label {name!r} {outcome} as class 0 {zero!r}{of}: "
              f"a label named like background is class 0, whatever its spelling"
              for name in dict.fromkeys(used) if name != zero

@@ -388,6 +388,16 @@ def test_cvat_mask_export_copied_from_a_mac_reads_upper_case_masks_not_apple_dou
     assert (read_mask(tmp_path / "out", "a")[:5] == 1).all()
 
 
+def test_cvat_mask_finds_a_picture_whose_suffix_has_a_capital(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text("background:0,0,0::\ncar:250,50,83::\n")
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(src / "SegmentationClass" / "a.png")
+    picture(src / "JPEGImages" / "a.Png")
+    report = import_annotations("cvat-mask", src, tmp_path / "out")
+    assert report.errors == [] and report.written
+
+
 @pytest.mark.parametrize("fmt", ["cvat", "labelstudio"])
 def test_non_utf8_export_file_names_are_shown_as_bytes(fmt, tmp_path: Path) -> None:
     src = tmp_path / "src"

@@ -39,8 +39,8 @@ from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.layout import read_utf8
 
-#: Picture suffixes as CVAT saves them (``.PNG`` too).
-_SUFFIXES = [e for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper())]
+#: Picture suffixes as CVAT saves them (``.PNG`` too, and ``.Png`` of the picture uploaded).
+_SUFFIXES = [e for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper(), ext[:2].upper() + ext[2:])]
 
 
 def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:

@@ -39,7 +39,8 @@ def test_writes_every_output_and_skips_the_unreadable_input(
     assert rc == 1, "a failed input must make the exit status non-zero"
     assert "broken.png" in err
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    expected = [".fcnseg-outputs.txt"]  # the list of what was written, for later runs
+    # the list of what was written, for later runs, and of the inputs that failed
+    expected = [".fcnseg-outputs.txt", "failed.txt"]
     for name in ("sub/x", "x_jpg", "x_png"):
         expected += [f"{name}_heatmap_cat.png", f"{name}_heatmap_potted_plant.png",
                      f"{name}_label.png", f"{name}_overlay.png", f"{name}_probs.npz"]

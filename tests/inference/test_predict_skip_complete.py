@@ -223,3 +223,51 @@ def test_a_sigterm_during_the_last_image_ends_the_run_as_finished(capsys, checkp
     monkeypatch.setattr(predict_cli, "predict_files", stopped_during_the_last)
     summary, _ = predict(capsys, checkpoint, photos, tmp_path / "out")
     assert summary.startswith("wrote outputs for 2 of 2 input(s)")
+
+
+def _run(capsys, checkpoint, photos, out, *extra: str) -> tuple[int, str]:
+    """The exit status and summary line of one ``fcnseg predict`` run."""
+    rc = main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(out),
+               "--no-progress", "--precision", "fp32", *extra])
+    return rc, capsys.readouterr().out.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def with_a_bad_frame(photos):
+    (photos / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # cut short
+    return photos
+
+
+def test_the_images_that_failed_are_listed_in_failed_txt(capsys, checkpoint, with_a_bad_frame,
+                                                         tmp_path):
+    out = tmp_path / "out"
+    assert _run(capsys, checkpoint, with_a_bad_frame, out)[0] == 1
+    assert (out / "failed.txt").read_text() == f"{with_a_bad_frame / 'c.png'}\n"
+
+
+def test_skip_complete_exits_0_when_only_images_listed_as_failed_fail_again(
+        capsys, checkpoint, with_a_bad_frame, tmp_path):
+    out = tmp_path / "out"
+    _run(capsys, checkpoint, with_a_bad_frame, out)
+    assert _run(capsys, checkpoint, with_a_bad_frame, out, "--skip-complete") == (0, (
+        f"wrote outputs for 0 of 3 input(s) to {out}, precision fp32; 2 complete already, "
+        f"skipped; 1 failed (1 as in an earlier run, listed in {out / 'failed.txt'})"))
+
+
+def test_skip_complete_exits_1_when_an_image_not_listed_fails(capsys, checkpoint,
+                                                             with_a_bad_frame, tmp_path):
+    out = tmp_path / "out"
+    _run(capsys, checkpoint, with_a_bad_frame, out)
+    (with_a_bad_frame / "d.png").write_bytes(b"not a picture")
+    assert _run(capsys, checkpoint, with_a_bad_frame, out, "--skip-complete")[0] == 1
+    assert (out / "failed.txt").read_text().splitlines() == [
+        str(with_a_bad_frame / "c.png"), str(with_a_bad_frame / "d.png")]
+
+
+def test_an_image_written_since_leaves_failed_txt(capsys, checkpoint, with_a_bad_frame,
+                                                  smooth_image, tmp_path):
+    out = tmp_path / "out"
+    _run(capsys, checkpoint, with_a_bad_frame, out)
+    Image.fromarray(smooth_image).save(with_a_bad_frame / "c.png")  # replaced by a good copy
+    assert _run(capsys, checkpoint, with_a_bad_frame, out, "--skip-complete")[0] == 0
+    assert not (out / "failed.txt").exists()

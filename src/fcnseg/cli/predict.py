@@ -1,6 +1,7 @@
 """The ``fcnseg predict`` command segments image files, folders, globs and rasters.
 Its options become calls of :mod:`fcnseg.inference.pipeline`, which writes every output; exit
-status 1 when any input failed (after all the others are written), 2 for bad options."""
+status 1 when any input failed (after all the others are written; with ``--skip-complete``, any
+not failing as ``OUT/failed.txt`` lists), 2 for bad options."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ from fcnseg.inference.files import (
     parse_classes,
 )
 from fcnseg.inference.pipeline import (
+    FAILED_NAME,
+    FailedList,
     Plan,
     RasterRun,
     Tally,
@@ -228,7 +231,8 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
                         "picture options): a run stopped half-way and started again writes only "
                         "the rest; outputs of another or retrained model, other settings or an "
                         "older fcnseg (no record) are predicted again. Label GeoTIFFs of rasters "
-                        "always resume")
+                        "always resume. Images that fail again as --out's failed.txt lists them "
+                        "(a corrupt frame) leave the exit status 0; only new failures make it 1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -475,11 +479,13 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                     where: tuple[Path, OutputOptions], counted: tuple[Tally, StopRequest],
                     stopped: int | None) -> int | None:
     """Each image (with its other modalities) into its outputs, behind a progress bar, unless
-    the rasters were ``stopped`` (by that signal); the signal (SIGINT, SIGTERM) that stopped
-    the run after an image's outputs, if one did: under torchrun, one process's signal (also
-    while loading) stops every process at its next image, and they all return it."""
+    the rasters were ``stopped`` (by that signal), those that failed listed in failed.txt; the
+    signal (SIGINT, SIGTERM) that stopped the run after an image's outputs, if one did: under
+    torchrun, one process's signal (also while loading) stops every process at its next
+    image, and they all return it."""
     out_dir, outputs = where
     tally, stop = counted
+    failures = FailedList(out_dir, known=args.skip_complete)
     board = stop_board(plan.world_size > 1)
     # another process's rasters or loading may have been stopped
     stopped = board(stopped or stop.signum)
@@ -494,12 +500,13 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                                  ) if plan.images and stopped is None else ()
         for outcome in outcomes:
             bar.update(1, failed=outcome.problem is not None)
-            tally.count(outcome.problem, _report)
+            tally.count(outcome.problem, _report, known=failures.note(outcome))
             signum = board(stop.signum)
             if signum is not None and bar.done < len(plan.images):  # else none is left
                 stopped = signum
                 break
     stop.at_once = plan.world_size == 1
+    failures.write(plan)
     if plan.world_size == 1:
         return stopped
     shares = plan.gather((bar.done - bar.failed, bar.failed, bar.elapsed(), stopped))
@@ -548,6 +555,8 @@ def _finish(tally: Tally, out_dir: Path, plan: Plan, precision: str) -> int:
               + f", precision {precision}"
               + (f"; {total.skipped} complete already, skipped" if total.skipped else "")
               + (f"; {total.failed} failed" if total.failed else "")
+              + (f" ({total.known} as in an earlier run, listed in {out_dir / FAILED_NAME})"
+                 if total.known else "")
               + (f"; {annotating} problem{'s' * (annotating > 1)} writing annotations"
                  if annotating else ""))
-    return 1 if total.failed or annotating else 0
+    return 1 if total.failed > total.known or annotating else 0

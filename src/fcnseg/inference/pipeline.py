@@ -29,12 +29,15 @@ from fcnseg.inference.prefetch import segment_files as segment_files  # re-expor
 from fcnseg.inference.segmenter import IgnoreMaskSizeError, Segmenter
 from fcnseg.inference.visualize import PictureStyle
 from fcnseg.utils.download import file_checksum
+from fcnseg.utils.files import atomic_write_bytes
 
 #: ``report(line)``: where a run's one-line messages go.
 Report = Callable[[str], None]
 #: ``gather(obj)``: every process's ``obj`` of a run under torchrun, in rank order.
 Gather = Callable[[Any], list[Any]]
 Inputs = list[tuple[Path, str]]
+#: The images whose outputs could not be written, one path a line, in the output folder.
+FAILED_NAME = "failed.txt"
 
 
 @dataclass
@@ -135,19 +138,24 @@ def first_size(inputs: Inputs) -> tuple[int, int]:
 
 @dataclass
 class Tally:
-    """What a run did to its inputs: written, failed (each said as it fails) or skipped as
-    complete; and the annotations not written (the inputs' own outputs are)."""
+    """What a run did to its inputs: written, failed (each said as it fails; ``known``: of
+    those, the ones that failed as :class:`FailedList` knows) or skipped as complete; and the
+    annotations not written (the inputs' own outputs are)."""
 
     written: int = 0
     failed: int = 0
     skipped: int = 0
     annotation_problems: int = 0
+    known: int = 0
 
-    def count(self, problem: str | None, report: Report, *, complete: bool = False) -> None:
-        """One input's outcome: written (or complete already: skipped), or ``problem`` said."""
+    def count(self, problem: str | None, report: Report, *, complete: bool = False,
+              known: bool = False) -> None:
+        """One input's outcome: written (or complete already: skipped), or ``problem`` said
+        (``known``: a failure listed already)."""
         if problem is not None:
             report(problem)
             self.failed += 1
+            self.known += known
         elif complete:
             self.skipped += 1
         else:
@@ -157,6 +165,39 @@ class Tally:
         """Every process's counts summed."""
         shares = [astuple(share) for share in plan.gather(self)]
         return Tally(*map(sum, zip(*shares, strict=True)))
+
+
+class FailedList:
+    """``OUT/failed.txt``: the images whose outputs could not be written when last tried,
+    one path a line; an image written since leaves it, one not tried stays on it."""
+
+    def __init__(self, out_dir: Path, *, known: bool) -> None:
+        self.path, self._known = out_dir / FAILED_NAME, known
+        self.earlier: list[str] = []
+        with contextlib.suppress(OSError):  # none yet
+            self.earlier = self.path.read_text(errors="surrogateescape").splitlines()
+        self.failed: list[str] = []
+        self.written: set[str] = set()
+
+    def note(self, outcome: FileOutcome) -> bool:
+        """Record one image's outcome; whether it failed as listed already (``known``)."""
+        if outcome.problem is None:
+            self.written.add(str(outcome.path))
+            return False
+        self.failed.append(str(outcome.path))
+        return self._known and str(outcome.path) in self.earlier
+
+    def write(self, plan: Plan) -> None:
+        """The list of every process's images (rank 0 writes it; removed once empty)."""
+        shares = plan.gather((self.failed, self.written))
+        tried = set().union(*(set(failed) | written for failed, written in shares))
+        listed = dict.fromkeys([p for p in self.earlier if p not in tried]
+                               + [p for failed, _ in shares for p in failed if "\n" not in p])
+        if plan.is_main and listed:
+            atomic_write_bytes(self.path, "".join(f"{p}\n" for p in listed).encode(
+                errors="surrogateescape"))
+        elif plan.is_main and self.earlier:
+            self.path.unlink(missing_ok=True)
 
 
 def left_to_do(plan: Plan, expected: Callable[..., OutputFiles], out_dir: Path,

@@ -892,3 +892,10 @@ def test_the_json_of_an_onnx_export_says_what_the_file_is_without_training_field
     assert not {"iteration", "epoch", "planned_iterations"} & set(rec)
     assert main(["info", str(path)]) == 0
     assert f"{weights / 1e6:.2f} M parameters" in capsys.readouterr().out
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path, capsys) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"")
+    assert main(["info", str(tmp_path / "photo.jpg")]) == 2
+    assert capsys.readouterr().err == (f"fcnseg info: error: {tmp_path / 'photo.jpg'}: an empty "
+                                       f"file (0 bytes): nothing to describe\n")

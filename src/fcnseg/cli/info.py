@@ -64,6 +64,8 @@ def record(path: str) -> dict[str, Any]:
         ckpt = load_checkpoint(path)
     except NotACheckpoint as e:  # (a checkpoint with bad metadata stays that error)
         file = Path(path)
+        if file.is_file() and file.stat().st_size == 0:
+            raise ValueError(f"{path}: an empty file (0 bytes): nothing to describe") from None
         if file.is_file():
             base = {"path": str(path), "file_bytes": file.stat().st_size}
             other = output_file_record(file, base) or other_file_record(file, base) or (

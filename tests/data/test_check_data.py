@@ -114,3 +114,55 @@ def test_near_duplicates_are_found_with_numpy_1_which_lacks_bitwise_count(monkey
     other = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     train = {"a": difference_hash(image), "b": difference_hash(other)}
     assert near_duplicates(train, {"c": difference_hash(image.copy())}) == [("c", "a", 0)]
+
+
+def _closest_by_plain_comparison(train, val, max_bits):
+    """For each val hash, the first train hash of another name with the fewest differing bits."""
+    found = []
+    for v, hashed in val.items():
+        bits = {t: int(np.unpackbits(hashed ^ other).sum()) for t, other in train.items() if t != v}
+        closest = min(bits, key=bits.get, default=None)  # the first of the fewest
+        if closest is not None and bits[closest] <= max_bits:
+            found.append((v, closest, bits[closest]))
+    return found
+
+
+def _hashes_near(centres, count, rng, prefix):
+    """``count`` 256-bit hashes, each a random one of ``centres`` with 0 to 60 bits flipped."""
+    hashes = {}
+    for k in range(count):
+        bits = np.unpackbits(centres[rng.integers(len(centres))])
+        bits[rng.choice(256, rng.integers(0, 61), replace=False)] ^= 1
+        hashes[f"{prefix}{k}"] = np.packbits(bits)
+    return hashes
+
+
+def test_near_duplicates_are_the_closest_pictures_a_plain_comparison_finds():
+    from fcnseg.data.check import near_duplicates
+
+    rng = np.random.default_rng(0)
+    for max_bits in (0, 1, 10, 32, 45, 300):
+        centres = rng.integers(0, 256, (4, 32), dtype=np.uint8)
+        train = _hashes_near(centres, 150, rng, "t")
+        val = {**_hashes_near(centres, 60, rng, "v"), "t0": train["t0"], "t1": train["t2"]}
+        found = near_duplicates(train, val, max_bits)
+        assert found == _closest_by_plain_comparison(train, val, max_bits)
+        assert len(found) > 0
+
+
+def test_near_duplicates_of_equally_close_pictures_name_the_first():
+    from fcnseg.data.check import near_duplicates
+
+    bits = np.arange(256)
+    train = {"far": bits < 20, "first": bits < 7, "second": bits >= 249, "third": bits % 37 == 0}
+    val = {"v": np.zeros(32, np.uint8)}
+    hashes = {name: np.packbits(h) for name, h in train.items()}
+    assert near_duplicates(hashes, val) == [("v", "first", 7)]
+
+
+def test_near_duplicates_are_within_max_bits_and_not_one_more():
+    from fcnseg.data.check import near_duplicates
+
+    train = {"a": np.zeros(32, np.uint8)}
+    val = {f"{n} bits": np.packbits(np.arange(256) < n) for n in (31, 32, 33)}
+    assert near_duplicates(train, val) == [("31 bits", "a", 31), ("32 bits", "a", 32)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,22 +87,60 @@ SAME_PICTURE_BITS = 10
 
 def near_duplicates(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray],
                     max_bits: int = NEAR_DUPLICATE_BITS) -> list[tuple[str, str, int]]:
-    """(name in ``val``, the name of another picture in ``train`` with the closest hash, the
-    bits in which they differ) for each picture of ``val`` within ``max_bits`` of one in
-    ``train`` (name: :func:`difference_hash`)."""
+    """(name in ``val``, the name of another picture in ``train`` with the closest hash (the
+    first such), the bits in which they differ) for each picture of ``val`` within
+    ``max_bits`` of one in ``train`` (name: :func:`difference_hash`)."""
     names = list(train)
-    if not names:
+    if not names or not val:
         return []
-    hashes = np.stack(list(train.values()))
+    hashes, queries = (np.stack(list(h.values())) for h in (train, val))
     index = {name: k for k, name in enumerate(names)}
-    found = []
-    for name, hashed in val.items():
-        bits = np.unpackbits(hashes ^ hashed, axis=1).sum(1, dtype=np.int64)  # any NumPy
-        if name in index:
-            bits[index[name]] = max_bits + 1  # the same name: not a second picture
-        if bits[k := int(bits.argmin())] <= max_bits:
-            found.append((name, names[k], int(bits[k])))
-    return found
+    same = np.array([index.get(name, -1) for name in val])  # the same name: not a second picture
+    best = np.full(len(queries), np.iinfo(np.int64).max)  # bits × len(names) + train index
+    words = [np.pad(h, ((0, 0), (0, h.shape[1] % 2))).view(np.uint16) for h in (hashes, queries)]
+    for rows, cols in _candidate_pairs(hashes, queries, max_bits):
+        bits = _POPCOUNT[words[0][cols] ^ words[1][rows]].sum(1, dtype=np.int64)  # any NumPy
+        kept = (bits <= max_bits) & (cols != same[rows])
+        np.minimum.at(best, rows[kept], bits[kept] * len(names) + cols[kept])
+    return [(name, names[key % len(names)], key // len(names))
+            for name, key in zip(val, best.tolist(), strict=True) if key // len(names) <= max_bits]
+
+
+#: The set bits of each 16-bit number.
+_POPCOUNT = np.unpackbits(np.arange(1 << 16, dtype=">u2").view(np.uint8)).reshape(-1, 16).sum(
+    1, dtype=np.uint8)
+
+
+def _candidate_pairs(hashes: np.ndarray, queries: np.ndarray, max_bits: int,
+                     budget: int = 1 << 18) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(query rows, hash rows) by about ``budget`` pairs, holding every pair within ``max_bits``.
+    Cut into more than ``max_bits / 2`` bands, two such hashes differ in at most one bit of
+    some band: each query is paired with the hashes that have one of its bands with at most
+    one bit flipped (found in the hashes' bands sorted), or with every hash, if fewer."""
+    bits = [np.unpackbits(h, axis=1) for h in (hashes, queries)]
+    width = bits[0].shape[1]  # keys of 24 bits at most:
+    edges = np.linspace(0, width, max(max_bits // 2 + 1, -(-width // 24)) + 1).astype(int)
+    n, bands, orders = len(hashes), [], []
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        weights = 1 << np.arange(stop - start)
+        key = bits[0][:, start:stop] @ weights
+        orders.append(np.argsort(key, kind="stable"))
+        bands.append((key[orders[-1]], bits[1][:, start:stop] @ weights, np.append(0, weights)))
+    order = np.concatenate(orders)  # band j's hashes sorted by key, at j × n
+    for first in range(0, len(queries), 1024):  # bounded memory: 1024 queries at a time
+        probes = [(key, q[first:first + 1024, None] ^ flips) for key, q, flips in bands]
+        lo, hi = (np.hstack([np.searchsorted(key, p, side) + j * n
+                             for j, (key, p) in enumerate(probes)]) for side in ("left", "right"))
+        count = (hi - lo).sum(1)
+        cost = np.cumsum(np.minimum(count, n))
+        for rows in np.split(np.arange(len(lo)), np.searchsorted(cost, range(budget, cost[-1],
+                                                                              budget))):
+            few, every = rows[count[rows] < n], rows[count[rows] >= n]
+            ranges = (hi[few] - lo[few]).ravel()
+            pos = np.repeat(lo[few].ravel() - np.cumsum(ranges) + ranges, ranges)
+            yield (np.concatenate([np.repeat(few, count[few]), np.repeat(every, n)]) + first,
+                   np.concatenate([order[pos + np.arange(len(pos))],
+                                   np.tile(np.arange(n), len(every))]))
 
 
 class _Scan(Dataset):

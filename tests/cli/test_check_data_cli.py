@@ -437,3 +437,59 @@ def test_distinct_pictures_across_train_and_val_are_no_duplicates(tmp_path, caps
     images, masks = _scenes(6)
     _folder_of(tmp_path, images, masks, {"train": ["s0", "s1", "s2"], "val": ["s3", "s4", "s5"]})
     assert _duplicate_lines(tmp_path, capsys) == []
+
+
+def _coco_with(tmp_path, change) -> str:
+    """A COCO file (tests.data.test_annotations_formats.coco_file) as ``change`` edits it."""
+    import json
+
+    from tests.data.test_annotations_formats import coco_file
+
+    square = [[0, 0, 9, 0, 9, 9, 0, 9]]
+    path = coco_file(tmp_path, [{"id": k, "image_id": k, "category_id": 3, "segmentation": square}
+                                for k in (1, 2)], images=("a.jpg", "b.jpg"))
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_coco_categories_of_one_name_read_directly_are_said_to_be_read_as_one_class(
+        tmp_path, capsys) -> None:
+    path = _coco_with(tmp_path, lambda doc: doc["categories"].append({"id": 33, "name": "car"}))
+    main(["check-data", "--dataset", "coco", "--root", path, "--num-workers", "0"])
+    assert (f"warning: {path}: categories 3 and 33 are both named 'car': read as one class "
+            f"'car'") in capsys.readouterr().out.splitlines()
+
+
+def test_coco_images_of_one_id_read_directly_are_said_to_be_neither_read(tmp_path,
+                                                                          capsys) -> None:
+    path = _coco_with(tmp_path, lambda doc: doc["images"].append(
+        {"id": 1, "file_name": "b.jpg", "height": 30, "width": 40}))
+    main(["check-data", "--dataset", "coco", "--root", path, "--num-workers", "0"])
+    assert (f"{path}: images[2] ('b.jpg') has the id 1 of images[0] ('a.jpg'): annotations "
+            f"cannot tell them apart; neither read (give each image its own id)"
+            ) in capsys.readouterr().out
+
+
+def test_a_first_label_drawn_as_class_0_read_directly_names_the_rename_field(tmp_path,
+                                                                            capsys) -> None:
+    from tests.data.test_annotations_formats import CVAT_XML, cvat_source
+
+    src = cvat_source(tmp_path, CVAT_XML.replace("road", "unlabeled"))
+    main(["check-data", "--dataset", "cvat", "--root", str(src), "--num-workers", "0"])
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if "is drawn by" in ln]
+    assert line.endswith("give it another name (rename: {\"unlabeled\": NAME} in the dataset's "
+                         "spec; check-data: --data 'rename={\"unlabeled\": NAME}')")
+
+
+def test_the_rename_field_that_line_names_keeps_the_label_a_class_of_its_own(tmp_path,
+                                                                            capsys) -> None:
+    from tests.data.test_annotations_formats import CVAT_XML, cvat_source
+
+    src = cvat_source(tmp_path, CVAT_XML.replace("road", "unlabeled"))
+    main(["check-data", "--dataset", "cvat", "--root", str(src), "--num-workers", "0",
+          "--data", 'rename={"unlabeled": other}'])
+    out = capsys.readouterr().out
+    assert "is drawn by" not in out and "other" in [ln.split()[1] for ln in out.splitlines()
+                                                     if ln[:3].strip().isdigit()]

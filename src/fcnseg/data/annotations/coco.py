@@ -140,10 +140,11 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
     return names
 
 
-def _image_items(listed: list, src: Path, images: Path | None
+def _image_items(listed: list, src: Path, images: Path | None, outcome: str
                  ) -> tuple[dict[Any, AnnotatedImage], dict[Any, str]]:
     """The images of a COCO file by id, their pictures looked for under ``images`` or in
-    COCO's folders; and the ids two images share, with the line leaving both out."""
+    COCO's folders; and the ids two images share, with the line leaving both out (neither
+    ``outcome``)."""
     source = printable(src)
     split = src.stem.rsplit("_", 1)[-1]  # instances_val2017 -> val2017
     folders = [images] if images is not None else [
@@ -166,7 +167,7 @@ def _image_items(listed: list, src: Path, images: Path | None
                 twins[img["id"]] = (
                     f"{source}: images[{k}] ({quoted(file_name)}) has the id {img['id']!r} "
                     f"of images[{index[img['id']]}] ({quoted(str(first.image_name))}): "
-                    f"annotations cannot tell them apart; neither imported (give each image "
+                    f"annotations cannot tell them apart; neither {outcome} (give each image "
                     f"its own id)")
             continue
         # fcnseg predict writes the plain name, and in 'path' where the picture lies;
@@ -186,10 +187,11 @@ def _image_items(listed: list, src: Path, images: Path | None
     return items, twins
 
 
-def read_coco(src: Path, images: Path | None = None, *,
-              panoptic_dir: Path | None = None) -> Annotations:
+def read_coco(src: Path, images: Path | None = None, *, panoptic_dir: Path | None = None,
+              outcome: str = "imported") -> Annotations:
     """The images of a COCO instances, stuff or panoptic JSON file with their regions, the
-    images with no region, and the category names in id order (the classes after 0)."""
+    images with no region, and the category names in id order (the classes after 0);
+    ``outcome``: what its lines say becomes of them (``"read"``: read directly, not imported)."""
     src = Path(src)
     source = printable(src)
     if not src.is_file():
@@ -201,12 +203,12 @@ def read_coco(src: Path, images: Path | None = None, *,
         if data.get(key) is not None and not isinstance(data[key], list):
             raise ValueError(f"{source}: '{key}' must be a list, not {type(data[key]).__name__}")
     categories = _category_names(data, source)
-    items, twins = _image_items(data["images"], src, images)
+    items, twins = _image_items(data["images"], src, images, outcome)
     by_name: dict[str, list[int]] = {}
     for cat_id, name in categories.items():
         by_name.setdefault(name, []).append(cat_id)
     problems = [f"{source}: categories {' and '.join(map(str, ids))} are "
-                f"{'both' if len(ids) == 2 else 'all'} named {name!r}: imported as one class "
+                f"{'both' if len(ids) == 2 else 'all'} named {name!r}: {outcome} as one class "
                 f"{name!r}" for name, ids in by_name.items() if len(ids) > 1]
     problems += _add_regions(data, src, items, categories, panoptic_dir)
     for image_id, line in twins.items():

@@ -68,7 +68,7 @@ class AnnotationDataset(BandImages, SegmentationDataset):
                                      val_fraction=val_fraction,
                                      empty_as_background=bool(empty_as_background),
                                      rename=dict(rename or {}))
-        found = read_annotations(fmt, self.root, self.options.images,
+        found = read_annotations(fmt, self.root, self.options.images, outcome="read",
                                  empty_as_background=bool(empty_as_background))
         found = found.renamed(self.options.rename)[0]
         self.labels = label_set_for(found, self.options)

@@ -9,6 +9,7 @@ import contextlib
 import difflib
 import glob
 import io
+import json
 import os
 import shlex
 import shutil
@@ -72,27 +73,29 @@ from fcnseg.utils.download import DownloadError, extract_archive, zip_member_nam
 from fcnseg.utils.file_kinds import zip_expansion_problem
 from fcnseg.utils.files import FileSignature, digest_if_unchanged, file_signature
 
-#: The readers of ``fcnseg import``'s formats, each given the source and the images folder.
-_READERS: dict[str, Callable[[Path, Path | None], Annotations]] = {
-    "labelme": lambda src, images: read_labelme(src),
-    "coco": read_coco,
-    "cvat-mask": read_cvat_mask,
-    "cvat": read_cvat_xml,
-    "labelstudio": read_labelstudio,
+#: The readers of ``fcnseg import``'s formats, each given the source, the images folder and
+#: what its lines say becomes of the annotations (``outcome``, as :func:`read_annotations`).
+_READERS: dict[str, Callable[[Path, Path | None, str], Annotations]] = {
+    "labelme": lambda src, images, outcome: read_labelme(src),
+    "coco": lambda src, images, outcome: read_coco(src, images, outcome=outcome),
+    "cvat-mask": lambda src, images, outcome: read_cvat_mask(src, images),
+    "cvat": lambda src, images, outcome: read_cvat_xml(src, images),
+    "labelstudio": lambda src, images, outcome: read_labelstudio(src, images),
 }
 #: ``fcnseg import`` formats.
 FORMATS = tuple(_READERS)
 
 
 def read_annotations(fmt: str, src: Path, images: Path | None = None, *,
-                     empty_as_background: bool = False) -> Annotations:
+                     empty_as_background: bool = False, outcome: str = "imported") -> Annotations:
     """The annotations of ``src`` in format ``fmt`` (one of :data:`FORMATS`), less those of
     files ``fcnseg predict`` wrote that nobody saved since (:func:`left_out_unreviewed`); with
-    ``empty_as_background``, :meth:`Annotations.with_empty_as_background`."""
+    ``empty_as_background``, :meth:`Annotations.with_empty_as_background`; ``outcome`` as
+    :func:`background_aliases` takes it."""
     if fmt not in _READERS:
         raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
     src, line = unpacked(Path(src), fmt)
-    found = left_out_unreviewed(_READERS[fmt](src, images), fmt, src)
+    found = left_out_unreviewed(_READERS[fmt](src, images, outcome), fmt, src)
     found.problems[:0] = [line] if line else []
     return found.with_empty_as_background() if empty_as_background else found
 
@@ -659,9 +662,18 @@ def background_aliases(found: Annotations, labels: LabelSet, src: Path, of: str 
     if drawn and zero != BACKGROUND_LABEL and background_indices([zero]) == [0]:
         lines.append(f"{printable(src)}: label {zero!r}, class 0{of}, is drawn by {drawn} "
                      f"shape(s): its pixels join class 0 with the pixels no shape draws; to "
-                     f"keep them apart, give it another name (import with --rename "
-                     f"{shlex.quote(f'{zero}=NAME')})")
+                     f"keep them apart, give it another name ({_renaming(zero, outcome)})")
     return lines
+
+
+def _renaming(label: str, outcome: str) -> str:
+    """How a user names ``label`` NAME: the import's ``--rename``, or the ``rename`` field of the
+    spec of a dataset read directly (check-data's ``--data``)."""
+    if outcome == "imported":
+        return f"import with --rename {shlex.quote(f'{label}=NAME')}"
+    field = f"{{{json.dumps(label, ensure_ascii=False)}: NAME}}"  # YAML, whatever the label
+    return f"rename: {field} in the dataset's spec; check-data: --data " \
+           f"{shlex.quote(f'rename={field}')}"
 
 
 def _say_empty_classes(found: Annotations, labels: LabelSet, first: int, options: ImportOptions,

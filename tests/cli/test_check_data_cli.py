@@ -493,3 +493,32 @@ def test_the_rename_field_that_line_names_keeps_the_label_a_class_of_its_own(tmp
     out = capsys.readouterr().out
     assert "is drawn by" not in out and "other" in [ln.split()[1] for ln in out.splitlines()
                                                      if ln[:3].strip().isdigit()]
+
+
+def test_a_test_image_that_copies_a_val_image_is_one_warning(tmp_path, capsys) -> None:
+    images, masks = _scenes(5)
+    images["copy"], masks["copy"] = images["s2"][::2, ::2], masks["s2"][::2, ::2]  # resized
+    _folder_of(tmp_path, images, masks, {"train": ["s0", "s1"], "val": ["s2", "s3"],
+                                         "test": ["s4", "copy"]})
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    assert [ln for ln in capsys.readouterr().out.splitlines() if "image(s) look" in ln] == [
+        "warning: 1 test image(s) look the same as a train or val image (hashes within 10 of "
+        "256 bits: a copy, or the picture re-saved or resized): copy ~ s2; test scores on them "
+        "overstate those on new pictures: keep such pictures in one split"]
+
+
+def test_a_siftflow_test_image_that_copies_a_trainval_image_is_one_warning(tmp_path,
+                                                                           capsys) -> None:
+    import shutil
+
+    from ondisk import SIFTFLOW_SUBDIR, write_siftflow
+
+    folder = write_siftflow(tmp_path, {"trainval": ["coast_a", "forest_b"],
+                                       "test": ["mountain_c", "street_d"]})
+    images = folder / "Images" / SIFTFLOW_SUBDIR
+    shutil.copy(images / "forest_b.jpg", images / "street_d.jpg")
+    main(["check-data", "--dataset", "siftflow", "--root", str(tmp_path), "--num-workers", "0"])
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if "image(s) look" in ln]
+    assert line.startswith("warning: 1 test image(s) look the same as a trainval image "
+                           "(hashes within 10") and ": street_d ~ forest_b;" in line

@@ -234,25 +234,36 @@ def _band_lines(dataset) -> list[str]:  # a dataset of bands
             *format_band_table(stats)]
 
 
+#: The splits whose pictures should not be in another: (those trained or validated on, that one).
+_COMPARED = ((("train",), "val"), (("train", "val", "trainval"), "test"))
+
+
+def _compared_splits(parts: dict[str, list[str]]) -> list[tuple[list[str], str]]:
+    """The splits checked that :data:`_COMPARED` compares: (those present, that one)."""
+    return [(seen, split) for splits, split in _COMPARED
+            if split in parts and (seen := [s for s in splits if s in parts])]
+
+
 def _duplicate_lines(report: ScanReport, parts: dict[str, list[str]]) -> list[str]:
-    """One line for the val images that look the same as a train image, one for those that
-    look nearly the same (:func:`near_duplicates`), naming a few pairs."""
-    train, val = ({n: report.hashes[n] for n in parts.get(s, ()) if n in report.hashes}
-                  for s in ("train", "val"))
-    found = near_duplicates(train, val)
-    lines = []
-    for same, look, why in (
-            (True, "the same as", f"hashes within {SAME_PICTURE_BITS} of 256 bits: a copy, or "
-                                  f"the picture re-saved or resized"),
-            (False, "nearly like", f"hashes {SAME_PICTURE_BITS + 1} to {NEAR_DUPLICATE_BITS} of "
-                                   f"256 bits apart: video frames a few apart, an edited or "
-                                   f"shifted picture")):
-        pairs = [f"{v} ~ {t}" for v, t, bits in found if (bits <= SAME_PICTURE_BITS) == same]
-        if pairs:
+    """For each pair of splits compared, one line for the images that look the same as one of
+    the splits trained on, one for those that look nearly the same (:func:`near_duplicates`),
+    naming a few pairs."""
+    lines, hashes = [], report.hashes
+    for seen, split in _compared_splits(parts):
+        found = near_duplicates({n: hashes[n] for s in seen for n in parts[s] if n in hashes},
+                                {n: hashes[n] for n in parts[split] if n in hashes})
+        for same, look, why in (
+                (True, "the same as", f"hashes within {SAME_PICTURE_BITS} of 256 bits: a copy, "
+                                      f"or the picture re-saved or resized"),
+                (False, "nearly like", f"hashes {SAME_PICTURE_BITS + 1} to {NEAR_DUPLICATE_BITS} "
+                                       f"of 256 bits apart: video frames a few apart, an edited "
+                                       f"or shifted picture")):
+            pairs = [f"{v} ~ {t}" for v, t, bits in found if (bits <= SAME_PICTURE_BITS) == same]
             more = f" and {len(pairs) - 3} more" if len(pairs) > 3 else ""
-            lines.append(f"{len(pairs)} val image(s) look {look} a train image ({why}): "
-                         f"{', '.join(pairs[:3])}{more}; validation scores on them overstate "
-                         f"those on new pictures: keep such pictures in one split")
+            lines += [f"{len(pairs)} {split} image(s) look {look} a {' or '.join(seen)} image "
+                      f"({why}): {', '.join(pairs[:3])}{more}; "
+                      f"{'validation' if split == 'val' else split} scores on them overstate "
+                      f"those on new pictures: keep such pictures in one split"] if pairs else []
     return lines
 
 
@@ -277,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
     if len(dataset) == 0:  # an empty scan is no success
         raise ValueError(f"{description}: no images to check")
     report = scan_dataset(dataset, workers=args.workers, progress=True,
-                          hashes="train" in parts and "val" in parts)
+                          hashes=bool(_compared_splits(parts)))
 
     print(f"dataset: {description}")
     print(f"classes: {dataset.num_classes}, ignore value: {dataset.ignore_index}")

@@ -65,6 +65,13 @@ def test_a_png_mask_beside_a_jpeg_of_its_name_is_the_mask(folder):
     assert (ds[ds.ids.index("s1")][1] == 1).all()
 
 
+def test_an_image_that_is_a_link_loop_is_said_to_be_one(folder):
+    (folder / "images" / "s1.jpg").unlink()
+    (folder / "images" / "s1.jpg").symlink_to("s1.jpg")
+    err = error_for(folder)
+    assert err.problem == "missing image (a link to no file, or a loop of links)"
+
+
 def test_image_and_mask_of_different_sizes(folder):
     Image.fromarray(np.zeros((12, 15), np.uint8)).save(folder / "masks" / "s1.png")
     err = error_for(folder)

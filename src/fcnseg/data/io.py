@@ -48,7 +48,8 @@ class MaskAdvice:
 def _open(path: Path, what: str, reader: Callable[..., T] = open_upright) -> T:
     """``reader``'s upright image at ``path`` (an image or a mask), or a DataError."""
     if not path.is_file():
-        raise DataError(path, f"missing {what} (no such file)")
+        raise DataError(path, f"missing {what} (" + ("a link to no file, or a loop of links)"
+                                                      if path.is_symlink() else "no such file)"))
     try:
         return reader(path, max_pixels=MAX_PIXELS)
     except ImageTooLargeError as e:

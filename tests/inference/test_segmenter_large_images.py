@@ -215,3 +215,19 @@ def test_a_large_photos_probabilities_are_written_to_a_file_not_held_in_memory()
         tracemalloc.stop()
     assert probs.shape == (8, 1024, 1024) and np.allclose(probs[:, ::97, ::89], 1 / 8)
     assert peak < probs.nbytes / 2  # 32 MiB of probabilities
+
+
+def test_probabilities_without_room_for_their_file_are_one_error_not_a_crash(
+        monkeypatch) -> None:
+    import errno
+    import os
+
+    def full(fd: int, offset: int, length: int) -> None:  # the system's answer on a full disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # Writing into the mapped file there ended the process (SIGBUS), with no line.
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    reader = held_raster(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(OSError, match=r"no room in the temporary folder .* set TMPDIR"):
+        segment_tiles(lambda batch: torch.ones((len(batch), 2, *batch.shape[1:3])), reader,
+                      ["a", "b"], TileSettings(tile=32, batch_size=2, probs=True))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import functools
 import hashlib
 import io
@@ -379,6 +380,15 @@ def _spilled(shape: tuple[int, ...]) -> np.ndarray:
     written a tile at a time, it is held by the system's file cache, not by the process (C×H×W
     floats of a large photo are GBs)."""
     with tempfile.TemporaryFile(prefix=".fcnseg-probs-") as f:  # the map keeps it open
+        size = 4 * int(np.prod(shape))
+        try:  # the room taken now: a full disk is an error here, not a crash (SIGBUS) mid-way
+            if hasattr(os, "posix_fallocate"):  # not on macOS
+                os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OSError(e.errno, f"no room in the temporary folder {tempfile.gettempdir()} "
+                                       f"for {size / 2**20:,.0f} MiB of probabilities: set "
+                                       f"TMPDIR to a folder with room") from None
         return np.memmap(f, np.float32, "w+", shape=shape)
 
 

@@ -50,6 +50,15 @@ def test_hidden_files_and_folders_of_a_folder_are_not_inputs(tmp_path) -> None:
     assert [p.name for p, _ in inputs] == ["IMG_0001.JPG"] and not problems
 
 
+def test_a_picture_of_a_folder_that_is_a_link_to_nothing_is_named(tmp_path) -> None:
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")
+    inputs, problems = collect_inputs([str(tmp_path)])
+    assert [p.name for p, _ in inputs] == ["a.png"]
+    assert problems == [(str(tmp_path / "loop.jpg"),
+                         "not segmented: a link to no file, or a loop of links")]
+
+
 def test_files_listed_in_a_manifest_above_them_are_not_inputs(tmp_path) -> None:
     (tmp_path / "sub").mkdir()
     for rel in ("a.png", "a_label.png", "sub/b_overlay.png"):

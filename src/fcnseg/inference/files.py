@@ -157,13 +157,15 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None,
             skip = out_dir is not None and path.resolve() in out_dir.resolve().parents
             # Pictures by name first: the folder's other files are never resolved nor looked up;
             # hidden ones (macOS's ._IMG_0001.JPG beside each photo copied from a Mac) neither.
-            files = [f for f in sorted(path.rglob("*")) if f.suffix.lower() in _FOLDER_PICTURES
-                     and not any(p.startswith(".") for p in f.relative_to(path).parts)
-                     and f.is_file() and not (skip and out_dir.resolve() in f.resolve().parents)
-                     and f not in own]
+            pictures = [f for f in sorted(path.rglob("*")) if f.suffix.lower() in _FOLDER_PICTURES
+                        and not any(p.startswith(".") for p in f.relative_to(path).parts)]
+            files = [f for f in pictures if f.is_file() and f not in own
+                     and not (skip and out_dir.resolve() in f.resolve().parents)]
             hits = [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files
                     if f.suffix.lower() in IMAGE_EXTENSIONS]
-            unread = _unread_pictures(path, files)
+            unread = _unread_pictures(path, files) + [
+                (str(f), "not segmented: a link to no file, or a loop of links")
+                for f in pictures if f.is_symlink() and not f.exists()]
             if notes is None:
                 problems += unread
             else:

@@ -101,6 +101,12 @@ def test_a_gif_image_is_read_at_its_first_frame(tmp_path):
     assert tuple(image[0, 0]) == (200, 0, 0) and label.tolist() == [[0, 1]]
 
 
+def test_grey_masks_with_alpha_give_their_values(tmp_path):
+    mask = Image.fromarray(np.array([[[0, 255], [2, 0]]], np.uint8), mode="LA")
+    make_folder(tmp_path, {"x": mask}, {"classes": ["bg", "road", "car"]})
+    np.testing.assert_array_equal(FolderSegmentation(tmp_path)[0][1], [[0, 2]])
+
+
 def test_binary_0_255_masks_are_remapped(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
                 {"classes": ["background", "object"], "remap": {255: 1}})

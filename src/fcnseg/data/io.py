@@ -191,8 +191,9 @@ def read_label_and_values(
             rgb = np.asarray(img.convert("RGB"))
             label = _rgb_to_index(path, rgb, np.asarray(colors), color_ignore, ignore_index,
                                   np.asarray(img) == ignore_index if mode == "P" else None)
-        elif mode in ("P", "L", "1", "I;16", "I;16B", "I;16L", "I"):
-            label = np.asarray(img).astype(np.int64)
+        elif mode in ("P", "L", "1", "I;16", "I;16B", "I;16L", "I", "LA", "PA"):
+            # with alpha (a GIMP export of a grey mask): the values, their alpha left aside
+            label = np.asarray(img.getchannel(0) if mode[1:] == "A" else img).astype(np.int64)
         else:
             raise DataError(path, f"mask has unsupported mode {mode}: expected an index or "
                                   f"palette PNG")

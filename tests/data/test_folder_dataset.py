@@ -206,3 +206,12 @@ def test_unlisted_value_sharing_a_class_with_a_listed_one_is_named(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[7, 1, 0]])},
                 {"classes": ["bg", "road", "car"], "remap": {7: 1}})
     assert FolderSegmentation(tmp_path).unlisted_values(0) == {1}
+
+
+def test_an_ignore_value_above_8_bits_is_refused_by_a_png_mask_not_a_stray_jpeg(tmp_path):
+    # a JPEG in masks/ (a preview whose PNG is gone) is no 8-bit mask to check the value by
+    make_folder(tmp_path, {"b": index_mask([[0, 1]])}, {"classes": ["bg", "road"],
+                                                        "ignore_index": 2555})
+    Image.new("RGB", (2, 1)).save(tmp_path / "masks" / "a.jpg")
+    with pytest.raises(ValueError, match="2555 cannot occur in 8-bit masks .* such as .*b.png"):
+        FolderSegmentation(tmp_path)

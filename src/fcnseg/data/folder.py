@@ -326,9 +326,10 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self._images = self._index(self.image_dir,
                                    IMAGE_EXTENSIONS if self.bands is None else RASTER_EXTENSIONS,
                                    self.image_suffix)
-        # a JPEG where no other mask has its name, indexed to be refused in one line
-        jpegs = {} if self.mask_suffix else self._index(self.mask_dir, (".jpg", ".jpeg"))
-        self._masks = {**jpegs, **self._index(self.mask_dir, MASK_EXTENSIONS, self.mask_suffix)}
+        self._masks = self._index(self.mask_dir, MASK_EXTENSIONS, self.mask_suffix)
+        if not self.mask_suffix:  # after them, a JPEG no mask has the name of: to be refused
+            for key, jpeg in self._index(self.mask_dir, (".jpg", ".jpeg")).items():
+                self._masks.setdefault(key, jpeg)
         self._check_ignore_fits(where)
         if split_ids is None and split is not None:
             split_ids = sorted(set(self._images) & set(self._masks))

@@ -24,6 +24,7 @@ from fcnseg.data.images import (
     load_image,
     open_upright,
     read_samples,
+    signature_format,
 )
 from fcnseg.utils.typing import PathLike
 
@@ -48,8 +49,8 @@ class MaskAdvice:
 def _open(path: Path, what: str, reader: Callable[..., T] = open_upright) -> T:
     """``reader``'s upright image at ``path`` (an image or a mask), or a DataError."""
     if not path.is_file():
-        raise DataError(path, f"missing {what} (" + ("a link to no file, or a loop of links)"
-                                                      if path.is_symlink() else "no such file)"))
+        why = "a link to no file, or a loop of links" if path.is_symlink() else "no such file"
+        raise DataError(path, f"missing {what} ({why})")
     try:
         return reader(path, max_pixels=MAX_PIXELS)
     except ImageTooLargeError as e:
@@ -179,7 +180,7 @@ def read_label_and_values(
     ``advice`` says what to do otherwise.
     """
     path = Path(path)
-    if file_head(path, 3) == b"\xff\xd8\xff":  # whatever its name
+    if signature_format(file_head(path)) == "JPEG":  # whatever its name
         raise DataError(path, "a JPEG mask: JPEG's lossy compression changes the values along "
                               "every edge into values of no class; save masks as PNG (lossless)")
     with _open(path, "mask") as img:

@@ -743,3 +743,20 @@ def test_an_out_that_cannot_be_written_is_one_line_before_anything_is_read(
     assert rc == 2
     assert capsys.readouterr().err == (f"fcnseg import: error: output folder {tmp_path / taken}: "
                                        f"exists and is not a folder\n")
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_a_labelme_picture_named_by_a_path_of_another_machine_is_found_by_its_name(
+        beside: bool, tmp_path: Path) -> None:
+    labelme_file(tmp_path / "photos", "a", ["car"])
+    doc = json.loads((tmp_path / "photos" / "a.json").read_text())
+    doc["imagePath"] = "C:\\Users\\bob\\Pictures\\a.png"  # saved on a colleague's Windows
+    (tmp_path / "photos" / "a.json").write_text(json.dumps(doc))
+    images = None
+    if not beside:  # the pictures in a folder of their own, given with --images
+        (tmp_path / "pictures").mkdir()
+        (tmp_path / "photos" / "a.png").rename(tmp_path / "pictures" / "a.png")
+        images = tmp_path / "pictures"
+    report = import_annotations("labelme", tmp_path / "photos", tmp_path / "out",
+                                ImportOptions(images=images))
+    assert report.errors == [] and (tmp_path / "out" / "images" / "a.png").is_file()

@@ -76,7 +76,7 @@ from fcnseg.utils.files import FileSignature, digest_if_unchanged, file_signatur
 #: The readers of ``fcnseg import``'s formats, each given the source, the images folder and
 #: what its lines say becomes of the annotations (``outcome``, as :func:`read_annotations`).
 _READERS: dict[str, Callable[[Path, Path | None, str], Annotations]] = {
-    "labelme": lambda src, images, outcome: read_labelme(src),
+    "labelme": lambda src, images, outcome: read_labelme(src, images),
     "coco": lambda src, images, outcome: read_coco(src, images, outcome=outcome),
     "cvat-mask": lambda src, images, outcome: read_cvat_mask(src, images),
     "cvat": lambda src, images, outcome: read_cvat_xml(src, images),

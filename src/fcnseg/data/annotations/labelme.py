@@ -20,6 +20,7 @@ from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
     Annotations,
     Shape,
+    find_picture,
     load_json,
     positive_size,
     printable,
@@ -61,8 +62,9 @@ def _mask_shape(raw: dict, where: str, size: tuple[int, int] | None) -> np.ndarr
         return f"{where}: 'mask' is not a base64 PNG"
 
 
-def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
-    """One labelme JSON file; problems with single shapes are listed, not raised."""
+def read_labelme_file(path: Path, name: str, images: Path | None = None) -> AnnotatedImage:
+    """One labelme JSON file; problems with single shapes are listed, not raised. Its picture:
+    ``imagePath`` from the file's folder, else that name in the file's folder or ``images``."""
     source = printable(path)
     item = AnnotatedImage(name=name, source=path, labelled=True)  # no shapes: all background
     try:
@@ -76,7 +78,10 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     item.size = positive_size(data.get("imageHeight"), data.get("imageWidth"))
     image_path = data.get("imagePath")
     if isinstance(image_path, str) and image_path:
-        item.image_path = path.parent / image_path.replace("\\", "/")
+        given = path.parent / image_path.replace("\\", "/")
+        # a path of another machine (C:\Users\bob\IMG.jpg): the picture of its name
+        item.image_path = find_picture(
+            [given, *(folder / given.name for folder in (images, path.parent) if folder)], given)
         item.image_name = image_path
     if isinstance(data.get("imageData"), str) and data["imageData"]:
         try:
@@ -111,16 +116,16 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     return item
 
 
-def read_labelme(src: Path) -> Annotations:
+def read_labelme(src: Path, images: Path | None = None) -> Annotations:
     """Every labelme JSON file under ``src`` (a folder, searched recursively, or one file),
     and the images there no JSON file annotates (not the files ``fcnseg predict`` wrote)."""
     src = Path(src)
     if src.is_file():
-        return Annotations([read_labelme_file(src, src.stem)])
+        return Annotations([read_labelme_file(src, src.stem, images)])
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: no such folder or file")
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
-    items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts))
+    items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts), images)
              for p in files]
     # realpath, not resolve: a picture that is a link loop is reported where it is read
     used = {Path(os.path.realpath(p)) for item in items

@@ -541,6 +541,15 @@ def test_an_imported_dataset_yaml_lists_classes_bands_and_splits(tmp_path, capsy
     assert "red, nir; nodata 0" in out and "train (train.txt)" in out
 
 
+def test_a_dataset_folder_is_described_by_its_dataset_yaml(tmp_path, capsys) -> None:
+    (tmp_path / "dataset.yaml").write_text("classes: [background, road]\n")
+    (tmp_path / "train.txt").write_text("a\n")
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"file:        {tmp_path / 'dataset.yaml'}\n" in out
+    assert "2: background, road; ignore value 255" in out
+
+
 def test_a_dataset_yaml_without_an_ignore_value_says_the_default_it_takes(tmp_path,
                                                                          capsys) -> None:
     (tmp_path / "dataset.yaml").write_text("classes: [background, road, car]\n")

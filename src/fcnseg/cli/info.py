@@ -36,7 +36,7 @@ from fcnseg.models.exported import int8_dot_products
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import RAW_PIXELS, graph_changed_text, read_onnx_metadata
-from fcnseg.weightfiles.resolve import checkpoint_files
+from fcnseg.weightfiles.resolve import CONFIG_NAME, checkpoint_files
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
@@ -59,7 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def record(path: str) -> dict[str, Any]:
     """Everything ``fcnseg info --json`` prints about the file at ``path``: a checkpoint, or
-    another file fcnseg writes (backbone weights, an ONNX export), with ``kind`` saying which."""
+    another file fcnseg writes (backbone weights, an ONNX export), with ``kind`` saying which;
+    a dataset folder (not a pretrained one) by its ``dataset.yaml``."""
+    if (Path(path) / "dataset.yaml").is_file() and not (Path(path) / CONFIG_NAME).is_file():
+        path = str(Path(path) / "dataset.yaml")
     try:
         ckpt = load_checkpoint(path)
     except NotACheckpoint as e:  # (a checkpoint with bad metadata stays that error)

@@ -101,15 +101,6 @@ class Prediction:
         return [int(c) for c in np.unique(self.label)]
 
 
-class IgnoreMaskError(ImageError):
-    """An ``ignore_mask`` that cannot be read as an image, named by the parameter; ``mask`` and
-    ``problem`` for callers naming their own option."""
-
-    def __init__(self, mask: object, problem: str) -> None:
-        super().__init__(f"ignore_mask {mask}", problem)
-        self.mask = str(mask)
-
-
 class IgnoreMaskSizeError(ValueError):
     """An ``ignore_mask`` of another size than the image it is to leave pixels out of."""
 
@@ -596,13 +587,14 @@ def _stored_values(modality: str, source: Any, max_pixels: int | None
 
 def read_ignore_mask(mask: Any) -> tuple[np.ndarray, str] | None:
     """The pixels an ``ignore_mask`` leaves out (where it is 0) and how to name it: what
-    :attr:`Segmenter.ignored_pixels` holds (an :class:`IgnoreMaskError` if unreadable)."""
+    :attr:`Segmenter.ignored_pixels` holds (an :class:`ImageError` naming ``ignore_mask`` if
+    unreadable)."""
     if isinstance(mask, np.ndarray) and mask.ndim == 2:
         return mask == 0, "<array>"
     try:
         return None if mask is None else (~to_rgb_uint8(mask).any(axis=-1), str(mask))
-    except ImageError as e:
-        raise IgnoreMaskError(e.source, e.problem) from None
+    except ImageError as e:  # one line naming the parameter
+        raise ImageError(f"ignore_mask {e.source}", e.problem) from None
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

@@ -107,6 +107,16 @@ def test_grey_masks_with_alpha_give_their_values(tmp_path):
     np.testing.assert_array_equal(FolderSegmentation(tmp_path)[0][1], [[0, 2]])
 
 
+def test_masks_named_with_a_suffix_are_said_to_need_mask_suffix(tmp_path, caplog):
+    make_folder(tmp_path, {"a_mask": index_mask([[0, 1]])}, {"classes": ["bg", "road"]})
+    (tmp_path / "images" / "a_mask.png").rename(tmp_path / "images" / "a.png")
+    with caplog.at_level(logging.WARNING, logger="fcnseg.data"):
+        FolderSegmentation(tmp_path)
+    assert [r.message for r in caplog.records if "mask_suffix" in r.message] == [
+        f"{tmp_path / 'masks'}: no mask has the name of an image (such as a); masks such as "
+        f"a_mask.png are found with mask_suffix: _mask.png in {tmp_path / 'dataset.yaml'}"]
+
+
 def test_binary_0_255_masks_are_remapped(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
                 {"classes": ["background", "object"], "remap": {255: 1}})

@@ -118,6 +118,12 @@ def test_label_studio_tasks_with_predictions_only_are_one_line_saying_what_to_do
         str(tmp_path / "images" / f"p{k}.png") for k in range(3)]
 
 
+def test_an_import_of_predictions_only_names_no_classes(tmp_path: Path, capsys) -> None:
+    src, out = tmp_path / "edited_tasks.json", tmp_path / "out"
+    assert label_studio_import(predicted_tasks(tmp_path), src, out) == 1
+    assert "labels found" not in capsys.readouterr().out
+
+
 def test_a_label_studio_export_task_with_predictions_only_names_its_picture(
         tmp_path: Path, capsys) -> None:
     tasks = predicted_tasks(tmp_path, stems=("p0",), annotations=[])

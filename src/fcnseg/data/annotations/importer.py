@@ -632,9 +632,9 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     for line in background_aliases(found, labels, src, of):
         say(line)
     _say_empty_classes(found, labels, len(existing or [BACKGROUND_LABEL]), options, say, src)
-    if options.labels is None and not found.classes and not existing:
+    found_labels = len(labels.classes) - (labels.classes[:1] == [BACKGROUND_LABEL])
+    if options.labels is None and not found.classes and not existing and found_labels:
         # labelme and Label Studio files name no class list: the classes are those used.
-        found_labels = len(labels.classes) - (labels.classes[:1] == [BACKGROUND_LABEL])
         say(f"classes: {BACKGROUND_LABEL}, then the {found_labels} labels found, sorted (a "
             f"label no image uses is no class): to keep a model's classes and their order, "
             f"import with --labels labels.txt")

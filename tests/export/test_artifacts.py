@@ -281,3 +281,12 @@ def test_an_onnx_export_overwritten_after_a_load_is_found_changed_on_the_next(
     assert read_onnx(written)[1]["changed"] is False
     _tampered(written, written)
     assert read_onnx(written)[1]["changed"] is True
+
+
+def test_protobuf_fields_gives_no_field_whose_length_is_cut_off() -> None:
+    from fcnseg.weightfiles.artifacts import protobuf_fields
+
+    given = []
+    with pytest.raises(ValueError, match="cut off"):
+        given.extend(n for n, _ in protobuf_fields(b"\x12\x03abc" + b"\x2a"))  # 5: no length
+    assert given == [2]

@@ -79,17 +79,13 @@ def _file_graph_digest(raw: bytes) -> str | None:
 def protobuf_fields(message: bytes) -> Iterator[tuple[int, memoryview]]:
     """The top-level fields of a serialized protobuf ``message``: each one's number and bytes
     (a varint's value is skipped: empty bytes; a field running past the end is cut short).
-    ValueError where the bytes cannot be walked, after giving with empty bytes a field whose
-    key was read but whose length or wire type cannot be."""
+    ValueError at a key, length or wire type that cannot be read."""
     view, at = memoryview(message), 0
     while at < len(message):
-        key = None
         try:
             key, at = read_varint(message, at)
             start, end = _field_span(message, at, key & 7)
         except (IndexError, KeyError):
-            if key is not None:
-                yield key >> 3, view[at:at]
             raise ValueError("protobuf message cut off or of an unknown wire type") from None
         yield key >> 3, view[start:end]
         at = end

@@ -117,6 +117,12 @@ def test_masks_named_with_a_suffix_are_said_to_need_mask_suffix(tmp_path, caplog
         f"a_mask.png are found with mask_suffix: _mask.png in {tmp_path / 'dataset.yaml'}"]
 
 
+def test_a_split_list_saved_with_a_byte_order_mark_gives_its_first_name(tmp_path):
+    make_folder(tmp_path, {s: index_mask([[0, 1]]) for s in ("a", "b")}, {"classes": ["x", "y"]})
+    (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbfa\r\nb\r\n")  # Notepad's UTF-8
+    assert FolderSegmentation(tmp_path, "train").ids == ["a", "b"]
+
+
 def test_binary_0_255_masks_are_remapped(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
                 {"classes": ["background", "object"], "remap": {255: 1}})

@@ -34,7 +34,7 @@ def find_dataset_dir(root: PathLike, places: Sequence[str], looks_right: Callabl
 
 def read_utf8(path: Path, what: str) -> str:
     """The text of ``path``; a byte that is not UTF-8 is a ValueError naming the file and line."""
-    raw = path.read_bytes()
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # the mark Windows' Notepad starts with
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

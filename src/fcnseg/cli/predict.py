@@ -266,7 +266,7 @@ def _run(args: argparse.Namespace, running: dict[str, Any], tally: Tally,
     stop.at_once = not ranks.distributed
     finished = False
     try:
-        status = _predict(args, ranks, (inputs, problems), running, (tally, stop))
+        status = _predict(args, ranks, (inputs, problems), running, tally, stop)
         finished = True
         return status
     finally:
@@ -275,12 +275,11 @@ def _run(args: argparse.Namespace, running: dict[str, Any], tally: Tally,
 
 def _predict(args: argparse.Namespace, ranks: DistInfo,
              collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
-             running: dict[str, Any], counted: tuple[Tally, StopRequest]) -> int:
+             running: dict[str, Any], tally: Tally, stop: StopRequest) -> int:
     """Segment this process's share (``collected``: inputs, failed specs; ``running``: the
-    Segmenter's window, TTA and tiles) and count it in ``counted``'s tally, which its stop
-    request may cut short; the exit status."""
+    Segmenter's window, TTA and tiles) and count it in ``tally``, unless ``stop`` cuts it
+    short; the exit status."""
     inputs, problems = collected
-    tally = counted[0]
     if ranks.distributed and (args.format or args.rank or args.counts):
         raise ValueError("--format, --rank and --counts gather every image into one file: run "
                          "them in one process, not under torchrun")
@@ -316,17 +315,16 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
         raise ValueError(f"--heatmaps: {e}") from None
     for spec, problem in problems if plan.is_main else []:  # reported once
         tally.count(f"{spec}: {problem}", _report)
-    return _write(args, seg, plan, (out_dir, heat_classes, label_ids, counts), counted)
+    return _write(args, seg, plan, (out_dir, heat_classes, label_ids, counts), tally, stop)
 
 
 def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
            where: tuple[Path, list[int], tuple[int, ...], ClassCounts | None],
-           counted: tuple[Tally, StopRequest]) -> int:
+           tally: Tally, stop: StopRequest) -> int:
     """Every output of the ``plan`` (``where``: folder, heatmaps' classes, each class's label
-    id in --label-ids' benchmark, the --counts rows; ``counted``: the tally and the run's stop
-    request); the exit status."""
+    id in --label-ids' benchmark, the --counts rows), counted in ``tally`` unless ``stop``
+    cuts it short; the exit status."""
     out_dir, heat_classes, label_ids, counts = where
-    tally = counted[0]
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
@@ -370,8 +368,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                     partial(Progress, unit="tile", off=args.no_progress),
                     counted=counts.add_raster if counts is not None else None,
                     mask=args.ignore_mask)
-    stopped = _segment_images(args, seg, plan, (out_dir, outputs), counted,
-                              _segment_rasters(seg, plan, (out_dir, run), tally))
+    stopped = _segment_rasters(seg, plan, (out_dir, run), tally)
+    stopped = _segment_images(args, seg, plan, (out_dir, outputs), tally, stop, stopped)
     if counts is not None:
         counts.write(every)
     if stopped is not None:
@@ -476,7 +474,7 @@ def _segment_rasters(seg: Segmenter, plan: Plan, where: tuple[Path, RasterRun],
 
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
-                    where: tuple[Path, OutputOptions], counted: tuple[Tally, StopRequest],
+                    where: tuple[Path, OutputOptions], tally: Tally, stop: StopRequest,
                     stopped: int | None) -> int | None:
     """Each image (with its other modalities) into its outputs, behind a progress bar, unless
     the rasters were ``stopped`` (by that signal), those that failed listed in failed.txt; the
@@ -484,7 +482,6 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     torchrun, one process's signal (also while loading) stops every process at its next
     image, and they all return it."""
     out_dir, outputs = where
-    tally, stop = counted
     failures = FailedList(out_dir, known=args.skip_complete)
     board = stop_board(plan.world_size > 1)
     # another process's rasters or loading may have been stopped

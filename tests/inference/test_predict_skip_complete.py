@@ -271,3 +271,15 @@ def test_an_image_written_since_leaves_failed_txt(capsys, checkpoint, with_a_bad
     Image.fromarray(smooth_image).save(with_a_bad_frame / "c.png")  # replaced by a good copy
     assert _run(capsys, checkpoint, with_a_bad_frame, out, "--skip-complete")[0] == 0
     assert not (out / "failed.txt").exists()
+
+
+def test_annotations_of_a_resumed_run_hold_the_images_complete_already(capsys, checkpoint,
+                                                                       photos, tmp_path):
+    out = tmp_path / "out"
+    predict(capsys, checkpoint, photos, out, "--format", "coco")
+    whole = (out / "annotations.coco.json").read_text()
+    (out / "annotations.coco.json").unlink()  # as a run stopped before writing them left it
+    (out / "b_label.png").unlink()
+    summary, _ = predict(capsys, checkpoint, photos, out, "--format", "coco", "--skip-complete")
+    assert summary.endswith("1 complete already, skipped")
+    assert (out / "annotations.coco.json").read_text() == whole

@@ -13,6 +13,7 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from fcnseg.cli import options
@@ -46,6 +47,7 @@ from fcnseg.inference.files import (
 from fcnseg.inference.pipeline import (
     FAILED_NAME,
     FailedList,
+    Inputs,
     Plan,
     RasterRun,
     Tally,
@@ -57,8 +59,8 @@ from fcnseg.inference.pipeline import (
     segment_rasters,
 )
 from fcnseg.inference.rasters import TILING_RULE, model_identity
-from fcnseg.inference.segmenter import read_ignore_mask
-from fcnseg.inference.visualize import COLORMAPS, background_classes
+from fcnseg.inference.segmenter import Prediction, read_ignore_mask
+from fcnseg.inference.visualize import COLORMAPS, background_classes, read_label_png
 from fcnseg.utils.files import prepare_output_folder
 from fcnseg.weightfiles.artifacts import labels_only_error
 
@@ -336,6 +338,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     every: list[tuple[Path, Path | None]] = [] if counts is None else [
         *((path, None) for path, _ in plan.rasters),
         *((path, output_files(out_dir, name, seg.class_names).label) for path, name in plan.images)]
+    images = plan.images
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
@@ -343,16 +346,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
                                                 _report)
-    pre = None
-    if args.format or args.rank:
-        pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
-                             tolerance=args.tolerance, min_area=args.min_area,
-                             class_names=tuple(seg.class_names), palette=seg.palette,
-                             coco_categories=seg.coco_categories,
-                             order=tuple(name for _, name in plan.images),
-                             image_url=args.image_url, image_urls=args.image_urls,
-                             image_folders=input_folders(args.inputs),
-                             model_version=f"fcnseg {args.checkpoint}")
+    pre = _annotations(args, seg, out_dir, images, plan.images)
     observers = [each.add for each in (pre, counts) if each is not None]
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
@@ -377,6 +371,29 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
     return _finish(tally, out_dir, plan, precision_text(seg, args.precision))
+
+
+def _annotations(args: argparse.Namespace, seg: Segmenter, out_dir: Path, images: Inputs,
+                 todo: Inputs) -> PreAnnotations | None:
+    """--format's and --rank's annotations of ``images``, in their order: those not ``todo``
+    (complete already) drawn from their label PNGs now (--rank, which needs probabilities,
+    ranks only ``todo``)."""
+    if not (args.format or args.rank):
+        return None
+    pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
+                         tolerance=args.tolerance, min_area=args.min_area,
+                         class_names=tuple(seg.class_names), palette=seg.palette,
+                         coco_categories=seg.coco_categories,
+                         order=tuple(name for _, name in images),
+                         image_url=args.image_url, image_urls=args.image_urls,
+                         image_folders=input_folders(args.inputs),
+                         model_version=f"fcnseg {args.checkpoint}")
+    left = set(todo)
+    for path, name in (i for i in images if i not in left and not pre.rank):
+        label = read_label_png(output_files(out_dir, name, seg.class_names).label)
+        pre.add(path, name, Prediction(label, np.zeros((0, 0, 3), np.uint8),
+                                       class_names=tuple(seg.class_names)))
+    return pre
 
 
 def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool,

@@ -172,7 +172,7 @@ def _open_folder(args: argparse.Namespace, data: dict[str, Any]):  # a folder da
     parts = {s: list(d.ids) for s, d in built.items()}
     base.training_split = built.get("train")  # whose band statistics training normalises by
     every = list(base.ids)
-    base.ids = _union([*([] if args.split else [every]), *parts.values()])
+    base.ids = _union(list(parts.values()) if args.split else [every, *parts.values()])
     return base, {"all images": every, **parts}, f"folder dataset at {root}"
 
 

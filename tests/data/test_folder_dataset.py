@@ -231,3 +231,10 @@ def test_an_ignore_value_above_8_bits_is_refused_by_a_png_mask_not_a_stray_jpeg(
     Image.new("RGB", (2, 1)).save(tmp_path / "masks" / "a.jpg")
     with pytest.raises(ValueError, match="2555 cannot occur in 8-bit masks .* such as .*b.png"):
         FolderSegmentation(tmp_path)
+
+
+def test_an_ignore_value_above_8_bits_is_refused_for_grey_masks_with_alpha(tmp_path):
+    mask = Image.fromarray(np.array([[[0, 255], [1, 255]]], np.uint8), mode="LA")
+    make_folder(tmp_path, {"a": mask}, {"classes": ["bg", "road"], "ignore_index": 2555})
+    with pytest.raises(ValueError, match="2555 cannot occur in 8-bit masks"):
+        FolderSegmentation(tmp_path)

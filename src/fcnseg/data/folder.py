@@ -357,7 +357,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                 mode = img.mode
         except (OSError, ValueError):  # a bad mask is reported where it is read
             return
-        if mode in ("P", "L", "1"):
+        if mode in ("P", "L", "1", "LA", "PA"):  # 8-bit values, alpha aside
             raise ValueError(f"{where}: ignore_index: {self.ignore_index} cannot occur in "
                              f"8-bit masks (values 0-255) such as {first}: set it to the value "
                              f"of the masks' void pixels (often 255)")

@@ -1,5 +1,5 @@
 """What images get, rasters segmented by tiles get too: ``--counts`` (one row per raster, counted
-from its label GeoTIFF by strips) and ``--ignore-mask`` (a raster of the raster's size, read by
+from its label GeoTIFF by windows) and ``--ignore-mask`` (a raster of the raster's size, read by
 windows)."""
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def test_a_label_raster_is_counted_by_windows_of_blocks_not_whole(tmp_path, monk
         return reader
 
     monkeypatch.setattr(counts, "open_raster", recording)
-    monkeypatch.setattr(counts, "_STRIP_PIXELS", 16 * 32)
+    monkeypatch.setattr(counts, "_WINDOW_PIXELS", 16 * 32)
     pixels = counts.label_raster_counts(tmp_path / "labels.tif")
     np.testing.assert_array_equal(pixels, np.bincount(labels.ravel(), minlength=256))
     assert windows == [(row, col, 16, w) for row in range(0, 64, 16)

@@ -70,7 +70,7 @@ class ClassCounts:
 
 
 #: Pixels of a label raster counted at a time, about (windows of whole blocks).
-_STRIP_PIXELS = 1 << 22
+_WINDOW_PIXELS = 1 << 22
 
 
 def label_raster_counts(path: Path) -> np.ndarray:
@@ -80,7 +80,7 @@ def label_raster_counts(path: Path) -> np.ndarray:
     with open_raster(path) as reader:
         height, width = reader.info.height, reader.info.width
         rows, cols = reader.block_shape() or (1, width)
-        step = max(1, _STRIP_PIXELS // (rows * cols)) * cols
+        step = max(1, _WINDOW_PIXELS // (rows * cols)) * cols
         for row, col in itertools.product(range(0, height, rows), range(0, width, step)):
             window = reader.read(row, col, min(rows, height - row), min(step, width - col))
             counts += np.bincount(window.reshape(-1), minlength=256)

@@ -1065,6 +1065,36 @@ def test_a_raster_an_earlier_version_wrote_with_another_model_is_predicted_again
     assert "written by another model or with other settings; predicted again" in captured.err
 
 
+@pytest.mark.parametrize("complete", [True, False], ids=["finished", "stopped"])
+def test_a_raster_whose_record_names_the_checkpoint_path_is_predicted_again_and_said_so(
+        tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, complete):
+    """fcnseg before digests of the weights recorded the model as the checkpoint's path."""
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    checkpoint = str(tiny_checkpoint(class_names))
+    args = ["predict", "--checkpoint", checkpoint, str(tmp_path / "scene.tif"), "--out",
+            str(tmp_path / "out"), "--no-progress", "--tile", "32", "--overlap", "8",
+            "--skip-complete"]
+    assert main(args) == 0
+    out = tmp_path / "out" / "scene.tif"
+    first = read_labels(out)
+    done = tmp_path / "out" / "scene.tif.done.json"
+    record = json.loads(done.read_text())
+    done.unlink()
+    record["job"]["model"] = checkpoint  # as that fcnseg wrote it, without model_name
+    older = {"job": record["job"], "rows_done": record["rows_done"] if complete else 16,
+             "complete": complete}
+    (tmp_path / "out" / f"scene.tif.{'done' if complete else 'partial'}.json").write_text(
+        json.dumps(older))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert (f"{out}: begun or written by an earlier fcnseg, whose record names the "
+            f"checkpoint's path, not its weights; predicted again from the start"
+            ) in capsys.readouterr().err
+    np.testing.assert_array_equal(read_labels(out), first)
+
+
 def test_tiles_of_a_wide_raster_decode_each_block_once(tmp_path):
     # 4 bands of 16 bits 9,000 px wide: one row of 256-pixel tiles is 18 MB of blocks.
     h, w, bands = 300, 9000, 4

@@ -359,6 +359,8 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
         return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
                 f"(pip install 'fcnseg[geo]')"), None
     bars: list[Any] = []  # the tiles' bar, begun when predict_raster says how many
+    # fcnseg before weights' digests recorded the checkpoint's path: never the same job
+    by_path = not (rasters.recorded_model_id(out) or "sha256=").startswith("sha256=")
 
     def start(count: int, total: int, resumed_from_row: int) -> None:
         if resumed_from_row:
@@ -385,6 +387,9 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
         return str(e), None
     if outcome.skipped:
         run.report(f"{out} is complete already; skipped")
+    elif by_path:
+        run.report(f"{out}: begun or written by an earlier fcnseg, whose record names the "
+                   f"checkpoint's path, not its weights; predicted again from the start")
     elif outcome.replaced:
         run.report(f"{out}: written by another model or with other settings; predicted again")
     if outcome.removed:

@@ -123,6 +123,19 @@ def test_a_split_list_saved_with_a_byte_order_mark_gives_its_first_name(tmp_path
     assert FolderSegmentation(tmp_path, "train").ids == ["a", "b"]
 
 
+def test_numbered_masks_with_a_suffix_are_said_to_need_that_suffix(tmp_path, caplog):
+    # 1.png ... 10.png: '10_mask.png' sorts before '1_mask.png' and starts with '1' too
+    make_folder(tmp_path, {f"{k}_mask": index_mask([[0, 1]]) for k in (1, 10)},
+                {"classes": ["bg", "road"]})
+    for k in (1, 10):
+        (tmp_path / "images" / f"{k}_mask.png").rename(tmp_path / "images" / f"{k}.png")
+    with caplog.at_level(logging.WARNING, logger="fcnseg.data"):
+        FolderSegmentation(tmp_path)
+    assert [r.message for r in caplog.records if "mask_suffix" in r.message] == [
+        f"{tmp_path / 'masks'}: no mask has the name of an image (such as 1); masks such as "
+        f"1_mask.png are found with mask_suffix: _mask.png in {tmp_path / 'dataset.yaml'}"]
+
+
 def test_binary_0_255_masks_are_remapped(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
                 {"classes": ["background", "object"], "remap": {255: 1}})

@@ -333,10 +333,12 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self._check_ignore_fits(where)
         if self._images and self._masks and not set(self._images) & set(self._masks):
             stem = min(self._images)  # masks named a_mask.png: the end after the image's name
-            named = sorted(p.name for p in self._masks.values() if p.name.startswith(stem))
+            # the shortest: 1_mask.png, not 10_mask.png, for the image 1.png
+            named = min((p.name for p in self._masks.values() if p.name.startswith(stem)),
+                        key=len, default=None)
             say_once(f"{self.mask_dir}: no mask has the name of an image (such as {stem})" + (
-                f"; masks such as {named[0]} are found with mask_suffix: "
-                f"{named[0][len(stem):]} in {where}" if named else ""))
+                f"; masks such as {named} are found with mask_suffix: "
+                f"{named[len(stem):]} in {where}" if named else ""))
         if split_ids is None and split is not None:
             split_ids = sorted(set(self._images) & set(self._masks))
             say_once(f"{self.root} has no split lists (train.txt, val.txt, splits/ or 'splits' "

@@ -388,6 +388,22 @@ def test_cvat_mask_export_copied_from_a_mac_reads_upper_case_masks_not_apple_dou
     assert (read_mask(tmp_path / "out", "a")[:5] == 1).all()
 
 
+def test_cvat_mask_saved_as_a_palette_png_is_read_by_its_colours(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text("background:0,0,0::\ncar:250,50,83::\n")
+    indices = np.zeros((30, 40), np.uint8)
+    indices[:5] = 3  # the editor's own palette order: car at index 3
+    mask = Image.fromarray(indices, mode="P")
+    mask.putpalette([0, 0, 0] * 3 + [250, 50, 83])
+    mask.save(src / "SegmentationClass" / "a.png")
+    picture(src / "JPEGImages" / "a.jpg")
+    report = import_annotations("cvat-mask", src, tmp_path / "out")
+    assert report.errors == []
+    assert (read_mask(tmp_path / "out", "a")[:5] == 1).all()
+    assert (read_mask(tmp_path / "out", "a")[5:] == 0).all()
+
+
 def test_cvat_mask_finds_a_picture_whose_suffix_has_a_capital(tmp_path: Path) -> None:
     src = tmp_path / "cvat"
     (src / "SegmentationClass").mkdir(parents=True)

@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
@@ -67,10 +68,19 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
     return out
 
 
-def _colour_mask(png: Path, colour: tuple[int, int, int], height: int, width: int) -> np.ndarray:
+def _mask_rgb(png: Path) -> np.ndarray:
+    """A mask's pixels as stored; a palette PNG's (an image editor saved it so) its colours."""
     from fcnseg.data.io import read_raw
 
     rgb = read_raw(png, "mask")
+    if rgb.ndim == 2:
+        with Image.open(png) as img:
+            return np.asarray(img.convert("RGB")) if img.mode == "P" else rgb
+    return rgb
+
+
+def _colour_mask(png: Path, colour: tuple[int, int, int], height: int, width: int) -> np.ndarray:
+    rgb = _mask_rgb(png)
     if rgb.ndim == 2:
         raise DataError(png, "expected a colour (RGB) mask")
     r, g, b = colour
@@ -79,8 +89,6 @@ def _colour_mask(png: Path, colour: tuple[int, int, int], height: int, width: in
 
 def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
     """A "Segmentation mask 1.1" export folder (module docstring)."""
-    from fcnseg.data.io import read_raw
-
     src = Path(src)
     labelmap = src / "labelmap.txt"
     if not labelmap.is_file():
@@ -100,7 +108,7 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
             image_dirs[0] / f"{png.stem}.jpg"))
         items.append(item)
         try:
-            rgb = read_raw(png, "mask")
+            rgb = _mask_rgb(png)
         except ValueError as e:
             item.error = str(e)
             continue

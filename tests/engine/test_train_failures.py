@@ -515,3 +515,35 @@ def test_a_process_left_reports_the_loss_when_the_store_went_with_the_lost_one(
             raise RuntimeError("Connection reset by peer")
 
     assert first_to_report_loss(_group_with_store(monkeypatch, GoneStore()))
+
+
+def test_a_stop_signal_posted_by_one_process_is_read_by_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch.distributed as dist
+
+    from fcnseg.engine.distributed import stop_board
+
+    server = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(server.port))
+    posting, reading = stop_board(True), stop_board(True)
+    assert reading(None) is None
+    assert (posting(15), reading(None)) == (15, 15)
+
+
+def test_a_stop_board_whose_store_cannot_be_reached_tries_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fcnseg.engine import distributed
+
+    tries = []
+
+    def unreachable() -> None:  # each try may wait STORE_WAIT_S: once, not at every image
+        tries.append(1)
+        raise RuntimeError("connect timed out")
+
+    monkeypatch.setattr(distributed, "run_store", unreachable)
+    board = distributed.stop_board(True)
+    assert [board(None), board(15), board(None)] == [None, 15, None]
+    assert len(tries) == 1

@@ -106,19 +106,22 @@ def stop_board(distributed: bool) -> Callable[[int | None], int | None]:
     """Where the processes of a run under torchrun tell one another of a stop signal, through
     the run's store rather than a collective (a process with more work left never waits):
     ``board(signum)`` posts this process's signal, if given, and returns the one any process
-    posted, if any. One process (or a store that fails): ``signum`` back."""
-    if not distributed:
+    posted, if any. One process, or a store that cannot be reached (tried once, as each try
+    may wait :data:`STORE_WAIT_S`) or fails: ``signum`` back."""
+    store = None
+    if distributed:
+        with contextlib.suppress(Exception):
+            store = run_store()
+    if store is None:
         return lambda signum: signum
-    store: list[dist.Store] = []
     key = f"fcnseg/stop/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
 
     def board(signum: int | None) -> int | None:
         with contextlib.suppress(Exception):  # then this process's own signal alone
-            store[:] = store or [run_store()]
             if signum is not None:
-                store[0].set(key, str(signum))
-            elif store[0].check([key]):
-                return int(store[0].get(key))
+                store.set(key, str(signum))
+            elif store.check([key]):
+                return int(store.get(key))
         return signum
     return board
 

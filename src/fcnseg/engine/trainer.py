@@ -80,7 +80,7 @@ class TrainResult:
     out: Path
     iteration: int
     #: "completed", "stopped_early" (``train.early_stop``) or "interrupted" (a signal stopped
-    #: it after saving ``last.pt``).
+    #: it: after saving ``last.pt``, or before the first step with nothing saved, iteration 0).
     status: str
     best_mean_iu: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from floats import assert_close_to_scale
 from ondisk import write_folder, write_nyud
 from PIL import Image
 from tiny_models import tiny_task_model
@@ -16,7 +17,7 @@ from fcnseg.checkpoint import load_checkpoint, save_checkpoint
 from fcnseg.cli.main import main
 from fcnseg.data.palette import voc_palette
 from fcnseg.data.synthetic import SYNTHETIC_CLASSES
-from fcnseg.inference import Segmenter
+from fcnseg.inference import Segmenter, calibration
 from fcnseg.inference.calibration import (
     TEMPERATURE_RANGE,
     calibrate_checkpoint,
@@ -24,6 +25,7 @@ from fcnseg.inference.calibration import (
     fit_temperature,
     maxprob_uncertainty,
     save_with_temperature,
+    uncertainty_maps,
 )
 from fcnseg.pretrained.reference import NYUD_CLASSES
 
@@ -59,6 +61,21 @@ def test_entropy_and_maxprob_uncertainty_of_known_probabilities() -> None:
     np.testing.assert_allclose(entropy(probs)[0], [math.log(4), 0.0, math.log(2)], rtol=1e-6,
                                atol=1e-7)
     np.testing.assert_allclose(maxprob_uncertainty(probs)[0], [0.75, 0.0, 0.5], rtol=1e-6)
+
+
+def test_uncertainty_maps_computed_by_strips_equal_those_of_the_whole_probabilities(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    logits = np.random.default_rng(0).normal(0, 3, (21, 37, 53))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=0)
+    probs[:, 5, 7] = np.eye(21)[4]  # certain: 0·log 0 counts 0
+    probs = probs.astype(np.float32)
+    p = probs.astype(np.float64)
+    whole = {"entropy": -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=0),
+             "maxprob": 1.0 - probs.max(axis=0)}
+    monkeypatch.setattr(calibration, "_STRIP_VALUES", 21 * 53 * 3)  # 3 rows: 13 strips
+    for kind, (values, _, _) in uncertainty_maps(probs).items():
+        assert values.dtype == np.float32
+        assert_close_to_scale(values, whole[kind], rtol=1e-6, err_msg=kind)
 
 
 def _digest(path) -> str:

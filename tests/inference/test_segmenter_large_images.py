@@ -231,3 +231,27 @@ def test_probabilities_without_room_for_their_file_are_one_error_not_a_crash(
     with pytest.raises(OSError, match=r"no room in the temporary folder .* set TMPDIR"):
         segment_tiles(lambda batch: torch.ones((len(batch), 2, *batch.shape[1:3])), reader,
                       ["a", "b"], TileSettings(tile=32, batch_size=2, probs=True))
+
+
+def test_a_large_photos_uncertainty_maps_take_a_few_tiles_of_memory() -> None:
+    import tracemalloc
+
+    from fcnseg.inference.calibration import uncertainty_maps
+
+    classes, tile = [f"c{i}" for i in range(8)], 512
+
+    def run(batch: np.ndarray) -> torch.Tensor:
+        ramp = torch.linspace(0, 3, len(classes)).view(1, -1, 1, 1)
+        return ramp.expand(len(batch), -1, *batch.shape[1:3]).contiguous()
+
+    reader = held_raster(np.zeros((2048, 2048, 3), np.uint8))
+    probs = segment_tiles(run, reader, classes, TileSettings(tile=tile, batch_size=2,
+                                                             probs=True))["probs"]
+    tracemalloc.start()
+    try:
+        maps = uncertainty_maps(probs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    written = sum(values.nbytes for values, _, _ in maps.values())  # two H×W float32 maps
+    assert peak < written + 4 * len(classes) * tile * tile * 4  # and a few tiles' floats

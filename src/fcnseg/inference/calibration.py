@@ -41,16 +41,32 @@ TEMPERATURE_RANGE = (0.01, 100.0)
 DEFAULT_MAX_PIXELS = 1_000_000
 
 
+#: Probabilities (C × rows × W values) an uncertainty map is computed from at a time: its float64
+#: temporaries stay 8 MiB each however large the image (a photo's are mapped from a file).
+_STRIP_VALUES = 1 << 20
+
+
+def _by_strips(per_pixel: Any, probs: np.ndarray) -> np.ndarray:
+    """The H×W float32 map ``per_pixel`` gives of C×H×W ``probs``, a strip of rows at a time."""
+    c, h, w = np.shape(probs)
+    rows = max(1, _STRIP_VALUES // max(c * w, 1))
+    out = np.empty((h, w), np.float32)
+    for y in range(0, h, rows):
+        out[y:y + rows] = per_pixel(probs[:, y:y + rows])
+    return out
+
+
 def entropy(probs: np.ndarray) -> np.ndarray:
     """Per-pixel entropy ``-Σ_c p_c log p_c`` in nats of C×H×W probabilities (0 to ``log C``)."""
-    p = np.asarray(probs, dtype=np.float64)
-    logs = np.log(np.where(p > 0, p, 1.0))  # 0·log 0 = 0
-    return (-(p * logs).sum(axis=0)).astype(np.float32)
+    def of(strip: np.ndarray) -> np.ndarray:
+        p = np.asarray(strip, dtype=np.float64)
+        return -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=0)  # 0·log 0 = 0
+    return _by_strips(of, probs)
 
 
 def maxprob_uncertainty(probs: np.ndarray) -> np.ndarray:
     """Per-pixel ``1 − max_c p_c`` of C×H×W probabilities (0 to ``1 − 1/C``)."""
-    return (1.0 - np.asarray(probs, dtype=np.float32).max(axis=0)).astype(np.float32)
+    return _by_strips(lambda p: 1.0 - np.asarray(p, dtype=np.float32).max(axis=0), probs)
 
 
 def uncertainty_maps(probs: np.ndarray, kinds: Sequence[str] = UNCERTAINTY_KINDS

@@ -206,16 +206,15 @@ def test_a_rasters_header_is_read_once_for_planning_and_segmenting(make_checkpoi
                                                                    scene_with_nodata, tmp_path,
                                                                    monkeypatch):
     from fcnseg.data import rasters as raster_module
-    from fcnseg.inference import pipeline, rasters
 
-    read = []
-    header = raster_module.raster_info
+    opened = []
+    open_raster = raster_module._open_raster
 
-    def recording(path):
-        read.append(path)
-        return header(path)
+    def recording(path, *more):
+        opened.append(path)
+        return open_raster(path, *more)
 
-    monkeypatch.setattr(rasters, "raster_info", recording)
-    monkeypatch.setattr(pipeline, "raster_info", recording)
+    monkeypatch.setattr(raster_module, "_open_raster", recording)
     assert predict(make_checkpoint("same"), [scene_with_nodata], tmp_path / "out") == 0
-    assert read == [scene_with_nodata]
+    # Its header to plan, its pixels to segment and to draw the overlay: no header read again.
+    assert opened.count(scene_with_nodata) == 3

@@ -231,6 +231,21 @@ def test_a_georeferenced_rgb_raster_gives_the_labels_the_cli_writes(
     np.testing.assert_array_equal(segmenter.predict(path).label, expected)
 
 
+def test_a_georeferenced_rgb_rasters_header_is_read_once_by_predict(
+        make_checkpoint: Callable[[str], Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnseg.data import rasters
+
+    path = _georeferenced_rgb(tmp_path / "geo.tif", 120, 130)
+    segmenter = Segmenter.from_checkpoint(make_checkpoint("same"), tile=96, overlap=16)
+    opened: list[Path] = []
+    open_raster = rasters._open_raster
+    monkeypatch.setattr(rasters, "_open_raster",
+                        lambda where, *more: opened.append(where) or open_raster(where, *more))
+    assert segmenter.predict(path).label.shape == (120, 130)
+    assert opened == [path]
+
+
 @pytest.mark.parametrize("tile", [None, 96])
 def test_a_colour_models_pixels_without_data_enter_it_as_its_mean_pixel(
         make_checkpoint: Callable[[str], Path], tmp_path: Path, tile: int | None) -> None:

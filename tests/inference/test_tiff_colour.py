@@ -62,7 +62,8 @@ def model_inputs(segmenter, path, monkeypatch) -> dict[str, np.ndarray]:
     tiny = replace(segmenter.tiles, tile=16, overlap=4)  # Segmenter.predict of a file predict tiles
     monkeypatch.setattr(segmenter, "tiles", tiny)
     # as a georeferenced file of these pixels (a raster predict tiles) is read
-    monkeypatch.setattr("fcnseg.inference.rasters.needs_tiling", lambda *_: True)
+    monkeypatch.setattr("fcnseg.inference.rasters.tiling_reader",
+                        lambda where, *_: open_raster(where))
     tiled = read_colour_raster(segmenter, path)
     assert tiled is not None
     return {"training": read_image(path), "serve": load_image(path.read_bytes()),

@@ -51,8 +51,8 @@ from fcnseg.utils.nodata import without_data
 from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.typing import PathLike
 
-#: What the size limit's message advises for a raster too large to read whole.
-_BY_WINDOWS = " read it by windows: fcnseg predict does"
+#: What the size limit's message advises for a raster too large to read whole (predict tiles it).
+BY_WINDOWS = " read it by windows: fcnseg predict does"
 
 
 @dataclass(frozen=True)
@@ -355,7 +355,7 @@ def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
             dtype=np.dtype(ds.dtypes[0]), band_names=names if any(names) else None,
             **_georeferencing(ds),
             alpha=ds.count > 1 and ds.colorinterp[-1] == rasterio.enums.ColorInterp.alpha)
-        check_pixels(where, info.width, info.height, max_pixels, _BY_WINDOWS)
+        check_pixels(where, info.width, info.height, max_pixels, BY_WINDOWS)
         index = _select_bands(where, info.bands, info.band_names, bands)
     except BaseException:
         ds.close()
@@ -456,7 +456,7 @@ def _tifffile_reader(tif: Any, path: Path, where: str, bands: Sequence[str] | No
                                     and axes[-1] not in "SCQI"):
         raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one "
                                 f"image of H×W, H×W×bands or bands×H×W")
-    check_pixels(where, int(page.imagewidth), int(page.imagelength), max_pixels, _BY_WINDOWS)
+    check_pixels(where, int(page.imagewidth), int(page.imagelength), max_pixels, BY_WINDOWS)
     if len(tif.pages) == 1 or len(shape) == 2:
         return _TiffReader(tif, where, bands)
     reader = _ArrayReader(_tifffile_array(tif, path, where, axes), where, bands)  # bands: pages

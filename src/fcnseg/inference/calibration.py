@@ -41,16 +41,14 @@ TEMPERATURE_RANGE = (0.01, 100.0)
 DEFAULT_MAX_PIXELS = 1_000_000
 
 
-#: Probabilities (C × rows × W values) an uncertainty map is computed from at a time: its float64
-#: temporaries stay 8 MiB each however large the image (a photo's are mapped from a file).
+#: Probabilities (C×rows×W) a map is computed from at a time: float64 temporaries of 8 MiB.
 _STRIP_VALUES = 1 << 20
 
 
 def _by_strips(per_pixel: Any, probs: np.ndarray) -> np.ndarray:
     """The H×W float32 map ``per_pixel`` gives of C×H×W ``probs``, a strip of rows at a time."""
     c, h, w = np.shape(probs)
-    rows = max(1, _STRIP_VALUES // max(c * w, 1))
-    out = np.empty((h, w), np.float32)
+    out, rows = np.empty((h, w), np.float32), max(1, _STRIP_VALUES // max(c * w, 1))
     for y in range(0, h, rows):
         out[y:y + rows] = per_pixel(probs[:, y:y + rows])
     return out

@@ -33,12 +33,14 @@ from torch import nn
 
 from fcnseg.data.images import (
     ImageError,
+    check_pixels,
     colour_bands_problem,
     float_scale,
     floats_to_rgb,
     integers_to_rgb,
 )
 from fcnseg.data.rasters import (
+    BY_WINDOWS,
     RasterInfo,
     RasterReader,
     cached_blocks,
@@ -770,18 +772,31 @@ def tiling_info(path: PathLike, max_pixels: int | None, tile: int | None = None
                 ) -> RasterInfo | None:
     """The header of ``path`` where :func:`needs_tiling`, else None: read once, for planning
     and segmenting."""
+    reader = tiling_reader(path, max_pixels, tile)
+    if reader is not None:
+        reader.close()
+    return None if reader is None else reader.info
+
+
+def tiling_reader(path: PathLike, max_pixels: int | None, tile: int | None = None
+                  ) -> RasterReader | None:
+    """A reader of ``path`` (of any size) where :func:`needs_tiling`, else None: its header,
+    read once, decides."""
     suffix = Path(path).suffix.lower()
     if suffix not in RASTER_SUFFIXES:
         return None
     try:
-        info = raster_info(path)
+        reader = open_raster(path)
     except ImageError:
         return None
-    if is_georeferenced(path, info) or (max_pixels is not None and info.pixels > max_pixels):
-        return info
+    info = reader.info
     beyond_a_tile = tile is None or max(info.height, info.width) > tile
     colour = info.bands == 3 and info.dtype == np.uint8
-    return None if suffix in TIFF_SUFFIXES or not beyond_a_tile or colour else info
+    if not (is_georeferenced(path, info) or (max_pixels is not None and info.pixels > max_pixels)
+            or (suffix not in TIFF_SUFFIXES and beyond_a_tile and not colour)):
+        reader.close()
+        return None
+    return reader
 
 
 def is_georeferenced(path: PathLike, info: RasterInfo) -> bool:
@@ -901,10 +916,11 @@ def read_colour_raster(segmenter: Any, path: PathLike
     """A raster file that ``fcnseg predict`` tiles (:func:`needs_tiling`) as a colour model's
     8-bit RGB (:func:`colour_pixels`) and its mask of pixels without data; None for others."""
     tile = segmenter.tiles.tile if segmenter.tiles is not None else None
-    if not needs_tiling(path, segmenter.max_pixels, tile):
+    if (reader := tiling_reader(path, segmenter.max_pixels, tile)) is None:
         return None
-    with open_raster(path, max_pixels=segmenter.max_pixels) as reader:
+    with reader:
         info = reader.info
+        check_pixels(info.path, info.width, info.height, segmenter.max_pixels, BY_WINDOWS)
         if colour_model_problem(info) is not None:
             return None
         image = reader.read_all()

@@ -510,6 +510,20 @@ def test_a_raster_resume_record_says_which_raster_how_far_and_model(tmp_path, ca
     assert "mb.pt, classes other, water" in out
 
 
+def test_a_resume_record_naming_the_checkpoint_path_is_said_to_start_again(tmp_path,
+                                                                          capsys) -> None:
+    """fcnseg predict before digests of the weights recorded the checkpoint's path, which
+    today's predict does not resume from."""
+    path = tmp_path / "scene.tif.partial.json"
+    path.write_text(json.dumps({"job": {"input": "/data/scene.tif", "model": "runs/x/best.pt",
+                                        "classes": ["other"], "settings": {}},
+                                "rows_done": 144, "complete": False}))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "progress:    144 rows written; recorded by an earlier fcnseg by the checkpoint's " \
+           "path, so the same command predicts it again from the start" in out
+
+
 def test_a_raster_resume_record_names_the_checkpoint_not_its_digest(tmp_path, capsys) -> None:
     path = tmp_path / "scene.tif.partial.json"
     path.write_text(json.dumps({"job": {"input": "/data/scene.tif", "model": "sha256=0123",

@@ -81,7 +81,9 @@ def _resume_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
             "input_rows": _raster_rows(job.get("input")),
             "model": doc.get("model_name") or job.get("model"), "classes": job.get("classes"),
             "settings": job.get("settings"), "part": job.get("part"),
-            "rows_done": doc.get("rows_done"), "complete": bool(doc.get("complete"))}
+            "rows_done": doc.get("rows_done"), "complete": bool(doc.get("complete")),
+            # fcnseg predict before weights' digests named the checkpoint's path: not resumed
+            "model_by_path": not str(job.get("model") or "sha256=").startswith("sha256=")}
 
 
 def _raster_rows(path: Any) -> int | None:
@@ -155,8 +157,9 @@ def _arrays_summary(rec: dict[str, Any]) -> list[str]:
 
 def _resume_summary(rec: dict[str, Any]) -> list[str]:
     of = f" of {rec['input_rows']}" if rec.get("input_rows") else ""
-    state = ("finished" if rec["complete"] else
-             f"{rec['rows_done']}{of} rows written; the same command resumes there")
+    state = ("finished" if rec["complete"] else f"{rec['rows_done']}{of} rows written; " + (
+        "recorded by an earlier fcnseg by the checkpoint's path, so the same command predicts "
+        "it again from the start" if rec["model_by_path"] else "the same command resumes there"))
     what = "record of a finished" if rec["complete"] else "resume record of a"
     return [f"contents:    {what} tiled raster prediction of {rec['input']}",
             f"progress:    {state}",

@@ -675,6 +675,18 @@ def test_importing_with_a_val_fraction_into_a_folder_that_records_none_splits_ag
     assert "changed split" in capsys.readouterr().out
 
 
+def test_lists_saved_with_a_byte_order_mark_keep_their_split_as_training_reads_them(
+        tmp_path: Path, capsys) -> None:
+    out = _recorded_by_an_earlier_release(tmp_path)
+    for name in ("train", "val"):  # saved again in Windows' Notepad, a space left after a name
+        text = (out / f"{name}.txt").read_text().replace("\n", " \n", 1)
+        (out / f"{name}.txt").write_text(f"\ufeff{text}", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["import", "labelme", str(tmp_path / "src"), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "changed split" not in said and "--val-fraction 0.5 splits train.txt" in said
+
+
 def test_lists_no_val_fraction_splits_as_they_are_are_said_to_be_split_again_at_the_default(
         tmp_path: Path, capsys) -> None:
     out = _recorded_by_an_earlier_release(tmp_path)

@@ -67,6 +67,7 @@ from fcnseg.data.images import (
     samples_of,
     tiff_header,
 )
+from fcnseg.data.layout import read_split_list
 from fcnseg.data.palette import background_indices, palette_for
 from fcnseg.data.rasters import layout_of, raster_info
 from fcnseg.utils.download import DownloadError, extract_archive, zip_member_name
@@ -450,12 +451,11 @@ def _earlier_import(out: Path, options: ImportOptions, say: Callable[[str], None
 
 
 def _listed_splits(out: Path) -> dict[str, str]:
-    """Each name train.txt and val.txt in ``out`` list: its split."""
+    """Each name train.txt and val.txt in ``out`` list, read as training reads them: its split."""
     was = {}
     for name in ("train", "val"):
         if (out / f"{name}.txt").is_file():
-            text = (out / f"{name}.txt").read_text(encoding="utf-8", errors="replace")
-            was.update(dict.fromkeys(text.splitlines(), name))
+            was.update(dict.fromkeys(read_split_list(out / f"{name}.txt"), name))
     return was
 
 

@@ -63,7 +63,7 @@ class ArtifactModel(nn.Module):
     ``"torchscript"``) and ``precision`` (``"int8"`` or ``"fp32"``, whatever autocast says),
     read from its :class:`ArtifactInfo` (``info``)."""
 
-    # What the file does to raw pixels: inside its graph (raw_pixels), else ``preprocess``.
+    # Properties reading the field of ``info`` of the same place (input_convention: convention).
     (runtime, arch, geometry, num_classes, input_convention, input_names, raw_pixels, labels_out,
      precision, head_classes) = (_recorded(f) for f in (
         "runtime", "arch", "geometry", "num_classes", "convention", "input_names", "raw_pixels",
@@ -73,6 +73,7 @@ class ArtifactModel(nn.Module):
         super().__init__()
         self._run = run
         self.info = info
+        #: What the file does to raw pixels: inside its graph (``raw_pixels``), else this.
         self.preprocess = Preprocess(info.input_names, info.convention)
         self.optimizations = [f"runtime: {info.runtime}"
                               + (" int8" if info.precision == "int8" else "")]

@@ -15,6 +15,7 @@ import numpy as np
 from fcnseg.data.folder import split_list_files
 from fcnseg.data.rasters import raster_info
 from fcnseg.inference.files import written_by
+from fcnseg.inference.rasters import named_by_path
 from fcnseg.utils.predict_manifest import MANIFEST_NAME
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import protobuf_fields
@@ -82,8 +83,7 @@ def _resume_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
             "model": doc.get("model_name") or job.get("model"), "classes": job.get("classes"),
             "settings": job.get("settings"), "part": job.get("part"),
             "rows_done": doc.get("rows_done"), "complete": bool(doc.get("complete")),
-            # fcnseg predict before weights' digests named the checkpoint's path: not resumed
-            "model_by_path": not str(job.get("model") or "sha256=").startswith("sha256=")}
+            "model_by_path": named_by_path(job.get("model"))}
 
 
 def _raster_rows(path: Any) -> int | None:

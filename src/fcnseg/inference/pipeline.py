@@ -359,8 +359,7 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
         return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
                 f"(pip install 'fcnseg[geo]')"), None
     bars: list[Any] = []  # the tiles' bar, begun when predict_raster says how many
-    # fcnseg before weights' digests recorded the checkpoint's path: never the same job
-    by_path = not (rasters.recorded_model_id(out) or "sha256=").startswith("sha256=")
+    by_path = rasters.named_by_path(rasters.recorded_model_id(out))
 
     def start(count: int, total: int, resumed_from_row: int) -> None:
         if resumed_from_row:

@@ -200,6 +200,12 @@ def recorded_model_id(out: PathLike) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def named_by_path(model: object) -> bool:
+    """Whether a record's model names the checkpoint's path, as fcnseg recorded it before
+    weights' digests, not :func:`model_identity`'s ``sha256=HEX``: never the same job."""
+    return bool(model) and not str(model).startswith("sha256=")
+
+
 def _settle_finished(out: Path) -> None:
     """Leave the finished record alone: a partial record that says it is complete (as earlier
     versions left it) becomes the finished one, any other goes."""

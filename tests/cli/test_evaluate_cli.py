@@ -149,6 +149,18 @@ def test_no_dataset_and_no_recipe_asks_for_one(synthetic_checkpoint, capsys):
     assert "records no validation dataset" in capsys.readouterr().err
 
 
+def test_the_missing_dataset_line_names_the_options_that_evaluate(synthetic_checkpoint,
+                                                                   tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(synthetic_checkpoint)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--dataset folder --root DIR" in lines[0]
+    root = write_folder(tmp_path / "mine", list(SYNTHETIC_CLASSES))
+    suggested = ["--dataset", "folder", "--root", str(root)]
+    assert main(["evaluate", "--checkpoint", str(synthetic_checkpoint), *suggested,
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert (tmp_path / "eval" / "report.json").is_file()
+
+
 def test_tta_scales_take_spaces_or_commas_like_predict(synthetic_checkpoint, tmp_path):
     out = tmp_path / "eval"
     rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",

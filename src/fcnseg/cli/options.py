@@ -442,7 +442,8 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     if name is None:
         if not recipe_val:
             raise ValueError(f"--dataset: {args.checkpoint} records no validation dataset in "
-                             f"its recipe; choose one of {', '.join(DATASETS)}")
+                             "its recipe; name one (e.g. --dataset folder --root DIR, DIR holding "
+                             f"a dataset.yaml) of {', '.join(DATASETS)}")
         spec: dict[str, Any] = dict(recipe_val)
     elif args.dataset is None and recipe_val.get("name") == name:
         spec = dict(recipe_val)  # --data name= naming the recipe's own dataset

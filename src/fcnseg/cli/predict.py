@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cache, partial
 from pathlib import Path
@@ -346,8 +347,12 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
                                                 _report)
-    pre = _annotations(args, seg, out_dir, images, plan.images)
+    pre = _annotations(args, seg, out_dir, images)
     observers = [each.add for each in (pre, counts) if each is not None]
+    left = set(plan.images)  # --rank, which needs probabilities, ranks only those predicted now
+    _add_complete([item for item in images if item not in left], out_dir, seg,
+                  [each.add for each in (None if pre is None or pre.rank else pre, counts)
+                   if each is not None])
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=plan.protected,
@@ -373,27 +378,30 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     return _finish(tally, out_dir, plan, precision_text(seg, args.precision))
 
 
-def _annotations(args: argparse.Namespace, seg: Segmenter, out_dir: Path, images: Inputs,
-                 todo: Inputs) -> PreAnnotations | None:
-    """--format's and --rank's annotations of ``images``, in their order: those not ``todo``
-    (complete already) drawn from their label PNGs now (--rank, which needs probabilities,
-    ranks only ``todo``)."""
+def _annotations(args: argparse.Namespace, seg: Segmenter, out_dir: Path,
+                 images: Inputs) -> PreAnnotations | None:
+    """--format's and --rank's annotations of ``images``, in their order."""
     if not (args.format or args.rank):
         return None
-    pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
-                         tolerance=args.tolerance, min_area=args.min_area,
-                         class_names=tuple(seg.class_names), palette=seg.palette,
-                         coco_categories=seg.coco_categories,
-                         order=tuple(name for _, name in images),
-                         image_url=args.image_url, image_urls=args.image_urls,
-                         image_folders=input_folders(args.inputs),
-                         model_version=f"fcnseg {args.checkpoint}")
-    left = set(todo)
-    for path, name in (i for i in images if i not in left and not pre.rank):
+    return PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
+                          tolerance=args.tolerance, min_area=args.min_area,
+                          class_names=tuple(seg.class_names), palette=seg.palette,
+                          coco_categories=seg.coco_categories,
+                          order=tuple(name for _, name in images),
+                          image_url=args.image_url, image_urls=args.image_urls,
+                          image_folders=input_folders(args.inputs),
+                          model_version=f"fcnseg {args.checkpoint}")
+
+
+def _add_complete(images: Inputs, out_dir: Path, seg: Segmenter,
+                  observers: list[Callable[[Path, str, Prediction], None]]) -> None:
+    """``images`` complete already (--skip-complete) given to ``observers`` (--format's, the
+    --counts rows) from their label PNGs, each read once."""
+    for path, name in images if observers else []:
         label = read_label_png(output_files(out_dir, name, seg.class_names).label)
-        pre.add(path, name, Prediction(label, np.zeros((0, 0, 3), np.uint8),
-                                       class_names=tuple(seg.class_names)))
-    return pre
+        pred = Prediction(label, np.zeros((0, 0, 3), np.uint8), class_names=tuple(seg.class_names))
+        for add in observers:
+            add(path, name, pred)
 
 
 def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool,

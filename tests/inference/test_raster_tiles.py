@@ -1065,6 +1065,25 @@ def test_a_raster_an_earlier_version_wrote_with_another_model_is_predicted_again
     assert "written by another model or with other settings; predicted again" in captured.err
 
 
+def test_a_stopped_raster_of_other_settings_is_said_to_start_again(
+        tiny_checkpoint, class_names, smooth_image, tmp_path, capsys):
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
+            str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
+            "--tile", "32", "--skip-complete"]
+    assert main([*args, "--overlap", "8"]) == 0
+    done = tmp_path / "out" / "scene.tif.done.json"
+    record = {**json.loads(done.read_text()), "rows_done": 16, "complete": False}
+    done.unlink()  # as a run stopped in its first rows leaves it
+    (tmp_path / "out" / "scene.tif.partial.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main([*args, "--overlap", "4"]) == 0
+    assert (f"{tmp_path / 'out' / 'scene.tif'}: begun by another model or with other settings, "
+            f"so not resumed; predicted again from the start") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("complete", [True, False], ids=["finished", "stopped"])
 def test_a_raster_whose_record_names_the_checkpoint_path_is_predicted_again_and_said_so(
         tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, complete):

@@ -391,6 +391,9 @@ def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.Raste
                    f"checkpoint's path, not its weights; predicted again from the start")
     elif outcome.replaced:
         run.report(f"{out}: written by another model or with other settings; predicted again")
+    elif outcome.restarted:
+        run.report(f"{out}: begun by another model or with other settings, so not resumed; "
+                   f"predicted again from the start")
     if outcome.removed:
         run.report(f"{out}: removed the earlier run's "
                    f"{' and '.join(p.name for p in outcome.removed)} (not written with these "

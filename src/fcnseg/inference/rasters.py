@@ -123,6 +123,8 @@ class RasterOutcome:
     resumed_from_row: int = 0
     #: A finished output of another model or other settings was there and is predicted again.
     replaced: bool = False
+    #: A stopped run of another model or other settings was there: not resumed, begun anew.
+    restarted: bool = False
     extra_outputs: tuple[Path, ...] = ()
     #: Probability or uncertainty rasters of an earlier run of other settings, which this run
     #: does not write, removed (they no longer matched the labels).
@@ -246,21 +248,23 @@ def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
     return record is not None and bool(record.get("complete"))
 
 
-def _forget_other_job(out: Path, settings: TileSettings) -> tuple[bool, tuple[Path, ...]]:
+def _forget_other_job(out: Path, settings: TileSettings) -> tuple[bool, bool, tuple[Path, ...]]:
     """Remove another job's records at ``out``, and the extra rasters it wrote that this job
-    does not (they would not match the labels): whether it was finished, and those removed."""
+    does not (they would not match the labels): whether it was finished, whether it was
+    stopped, and those removed."""
     record = _recorded(out)
     for finished in (True, False):
         _record_path(out, finished).unlink(missing_ok=True)
     if record is None:
-        return False, ()
+        return False, False, ()
     earlier = fields_of(fields_of(record.get("job")).get("settings"))
     removed = tuple(path for kind in EXTRA_OUTPUTS
                     if earlier.get(kind) is True and not getattr(settings, kind)
                     and (path := extra_output_path(out, kind)).is_file())
     for path in removed:
         path.unlink(missing_ok=True)
-    return bool(record.get("complete")) and out.is_file(), removed
+    finished = bool(record.get("complete")) and out.is_file()
+    return finished, not finished, removed
 
 
 def rows_written(out: PathLike) -> int:
@@ -528,7 +532,8 @@ def predict_raster(
         info = reader.info
         if mask is not None:  # refused before anything of an earlier run is replaced
             check_mask_size(mask.info, info)
-        replaced, removed = _forget_other_job(out, settings) if record is None else (False, ())
+        replaced, restarted, removed = (_forget_other_job(out, settings) if record is None
+                                        else (False, False, ()))
         if info.nodata is None and job.nodata is not None:  # the file's own comes first
             info = replace(info, nodata=job.nodata)
         ys, xs, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
@@ -558,7 +563,7 @@ def predict_raster(
                                    model_name=job.model_name)
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
     return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra,
-                         replaced=replaced, removed=removed)
+                         replaced=replaced, restarted=restarted, removed=removed)
 
 
 def check_mask_size(mask: RasterInfo, raster: RasterInfo) -> None:

@@ -236,3 +236,22 @@ def test_input_folders_are_the_folders_given_and_the_folder_part_of_patterns(tmp
     specs = [str(tmp_path / "photos"), str(tmp_path / "drone" / "*" / "*.JPG"),
              str(tmp_path / "one.png"), "*.png"]
     assert input_folders(specs) == (tmp_path / "photos", tmp_path / "drone", Path("."))
+
+
+def test_outputs_written_since_the_manifests_were_read_are_known_by_one_read_more(
+        segmenter, smooth_image, tmp_path, monkeypatch) -> None:
+    from fcnseg.inference import files
+
+    pred = segmenter.predict(smooth_image)
+    monkeypatch.setattr(files, "_OWN", files.OwnOutputs())
+    for _ in range(2):  # the manifests are read, holding x0's outputs
+        write_prediction(tmp_path, "x0", pred, segmenter.palette)
+    names = [f"x{k}" for k in range(1, 6)]
+    for name in names:  # written since
+        write_prediction(tmp_path, name, pred, segmenter.palette)
+    reads, original = [], files.read_manifest
+    monkeypatch.setattr(files, "read_manifest", lambda folder: reads.append(folder) or
+                        original(folder))
+    for name in names:  # replaced: each output is known as predict's
+        write_prediction(tmp_path, name, pred, segmenter.palette)
+    assert reads.count(tmp_path) == 1 and len(reads) == len(set(reads))  # none read twice

@@ -133,7 +133,7 @@ class OwnOutputs:
         return False
 
 
-#: The manifests read so far, for :func:`_refuse_inputs`.
+#: The manifests read so far, for :func:`_refuse_inputs` (read again once written to since).
 _OWN = OwnOutputs()
 
 
@@ -395,10 +395,13 @@ def _refuse_inputs(paths: list[Path], protected: Collection[Path]) -> None:
     """A :class:`FileExistsError` where one of the output ``paths`` would replace a
     ``protected`` path (an input), or a file no manifest lists (not written by predict; the
     manifests read before are read again before saying so)."""
+    global _OWN
     clash = [path for path in paths if path.resolve() in protected]
     if clash:
         raise FileExistsError(f"its output would overwrite the input {clash[0]}")
-    clash = [p for p in paths if p.exists() and p not in _OWN and p not in OwnOutputs()]
+    if any(p.exists() and p not in _OWN for p in paths):  # or listed since they were read
+        _OWN = OwnOutputs()
+    clash = [p for p in paths if p.exists() and p not in _OWN]
     if clash:
         raise FileExistsError(f"its output {clash[0]} is there, not written by fcnseg predict "
                               f"(not in {MANIFEST_NAME}): not replaced (move it away)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from functools import cache, partial
 from pathlib import Path
@@ -349,10 +348,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                                                 _report)
     pre = _annotations(args, seg, out_dir, images)
     observers = [each.add for each in (pre, counts) if each is not None]
-    left = set(plan.images)  # --rank, which needs probabilities, ranks only those predicted now
-    _add_complete([item for item in images if item not in left], out_dir, seg,
-                  [each.add for each in (None if pre is None or pre.rank else pre, counts)
-                   if each is not None])
+    left = set(plan.images)
+    _add_complete([item for item in images if item not in left], out_dir, seg, pre, counts)
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=plan.protected,
@@ -393,15 +390,20 @@ def _annotations(args: argparse.Namespace, seg: Segmenter, out_dir: Path,
                           model_version=f"fcnseg {args.checkpoint}")
 
 
-def _add_complete(images: Inputs, out_dir: Path, seg: Segmenter,
-                  observers: list[Callable[[Path, str, Prediction], None]]) -> None:
-    """``images`` complete already (--skip-complete) given to ``observers`` (--format's, the
-    --counts rows) from their label PNGs, each read once."""
-    for path, name in images if observers else []:
-        label = read_label_png(output_files(out_dir, name, seg.class_names).label)
-        pred = Prediction(label, np.zeros((0, 0, 3), np.uint8), class_names=tuple(seg.class_names))
-        for add in observers:
-            add(path, name, pred)
+def _add_complete(images: Inputs, out_dir: Path, seg: Segmenter, pre: PreAnnotations | None,
+                  counts: ClassCounts | None) -> None:
+    """``images`` complete already (--skip-complete) added to --format's annotations ``pre``
+    (not --rank's, which needs probabilities: it ranks those predicted now) and to the --counts
+    rows ``counts`` lacks, from their label PNGs, each read once."""
+    for path, name in images:
+        adds = [pre.add] if pre is not None and not pre.rank else []
+        adds += [counts.add] if counts is not None and str(path) not in counts.rows else []
+        if adds:
+            label = read_label_png(output_files(out_dir, name, seg.class_names).label)
+            pred = Prediction(label, np.zeros((0, 0, 3), np.uint8),
+                              class_names=tuple(seg.class_names))
+            for add in adds:
+                add(path, name, pred)
 
 
 def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool,

@@ -922,3 +922,41 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path, capsys) -> None:
     assert main(["info", str(tmp_path / "photo.jpg")]) == 2
     assert capsys.readouterr().err == (f"fcnseg info: error: {tmp_path / 'photo.jpg'}: an empty "
                                        f"file (0 bytes): nothing to describe\n")
+
+
+def _predicted_folder(tiny_checkpoint, tmp_path):
+    """Two pictures predicted (with --counts) and one that could not be read."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a", "b"):
+        Image.new("RGB", (24, 16), (40, 90, 160)).save(images / f"{name}.png")
+    (images / "c.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a picture")
+    out = tmp_path / "preds"
+    main(["predict", "--checkpoint", str(tiny_checkpoint(CLASSES)), str(images), "--out",
+          str(out), "--counts", str(out / "counts.csv"), "--no-progress", "--device", "cpu"])
+    return out
+
+
+def test_a_predict_output_folder_is_described_by_what_predict_left(tiny_checkpoint, tmp_path,
+                                                                    capsys) -> None:
+    out = _predicted_folder(tiny_checkpoint, tmp_path)
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"file:        {out}"
+    assert "fcnseg predict's output folder: 2 label PNG(s)" in lines[1]
+    assert "failed:      1 image(s) in failed.txt (tried again with --skip-complete)" in lines
+    assert "counts:      counts.csv: 2 row(s)" in lines
+
+
+def test_a_predict_output_folder_lists_its_stopped_rasters_in_json(tiny_checkpoint, tmp_path,
+                                                                   capsys) -> None:
+    out = _predicted_folder(tiny_checkpoint, tmp_path)
+    (out / "scene.tif.partial.json").write_text('{"job": {}, "rows_done": 16}')
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert (rec["kind"], rec["label_pngs"], rec["failed"]) == ("predict_output", 2, 1)
+    assert rec["stopped_rasters"] == ["scene.tif"] and rec["counts"] == {"counts.csv": 2}

@@ -27,6 +27,7 @@ from fcnseg.cli.info_outputs import (
     OUTPUT_SUMMARIES,
     output_document_record,
     output_file_record,
+    output_folder_record,
 )
 from fcnseg.conventions import bands_count, input_text, nodata_text, normalisation_text
 from fcnseg.engine.budget import format_duration, parse_duration
@@ -43,7 +44,8 @@ HELP = ("Show what a checkpoint describes: architecture, geometry, classes, inpu
         "metrics, size (--json: the full record); also the other files fcnseg reads and writes "
         "(backbone weights, ONNX exports, Caffe .caffemodel files, run files, label maps, rasters, "
         "CSV tables, annotation files, predicted probabilities (.npz), raster resume records, "
-        "dataset.yaml, bench reports, predict's output list, TensorBoard event files).")
+        "dataset.yaml, bench reports, predict's output list and folder, TensorBoard event "
+        "files).")
 
 #: Scalar metrics shown in the summary, in this order, with their names in the paper.
 METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc",
@@ -60,9 +62,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def record(path: str) -> dict[str, Any]:
     """Everything ``fcnseg info --json`` prints about the file at ``path``: a checkpoint, or
     another file fcnseg writes (backbone weights, an ONNX export), with ``kind`` saying which;
-    a dataset folder (not a pretrained one) by its ``dataset.yaml``."""
-    if (Path(path) / "dataset.yaml").is_file() and not (Path(path) / CONFIG_NAME).is_file():
-        path = str(Path(path) / "dataset.yaml")
+    a dataset folder (not a pretrained one) by its ``dataset.yaml``, predict's output folder by
+    what it left there."""
+    if not (Path(path) / CONFIG_NAME).is_file():  # not a pretrained folder
+        if (Path(path) / "dataset.yaml").is_file():
+            path = str(Path(path) / "dataset.yaml")
+        elif (outputs := output_folder_record(Path(path))) is not None:
+            return outputs
     try:
         ckpt = load_checkpoint(path)
     except NotACheckpoint as e:  # (a checkpoint with bad metadata stays that error)

@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from fcnseg.cli.info_files import first_few
 from fcnseg.data.folder import split_list_files
 from fcnseg.data.rasters import raster_info
+from fcnseg.inference.counts import NO_DATA
 from fcnseg.inference.files import written_by
+from fcnseg.inference.pipeline import FAILED_NAME
 from fcnseg.inference.rasters import named_by_path
 from fcnseg.utils.predict_manifest import MANIFEST_NAME
 from fcnseg.utils.validate import fields_of
@@ -145,6 +148,45 @@ def _manifest_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
             "recorded": len(recorded), "jobs": len(set(recorded))}
 
 
+def output_folder_record(folder: Path) -> dict[str, Any] | None:
+    """The record of a folder ``fcnseg predict`` wrote into (its manifest tells), by what it
+    left there; None for another folder."""
+    rec = _manifest_record(folder / MANIFEST_NAME, {"path": str(folder)})
+    if rec is None:  # none there, or unreadable
+        return None
+    listed = [p for p in written_by(folder) if p.is_file()]
+    failed: list[str] = []
+    with contextlib.suppress(OSError):
+        failed = (folder / FAILED_NAME).read_text(errors="replace").splitlines()
+    counts = {}
+    for table in sorted(folder.glob("*.csv")):
+        with contextlib.suppress(OSError), table.open(errors="replace") as f:
+            header = f.readline().rstrip("\r\n").split(",")
+            if header[0] == "path" and header[-1] == NO_DATA:
+                counts[table.name] = sum(1 for line in f if line.strip())
+    return {**rec, "kind": "predict_output", "file_bytes": sum(p.stat().st_size for p in listed),
+            "label_pngs": sum(p.name.endswith("_label.png") for p in listed),
+            "finished_rasters": len(list(folder.rglob("*.tif.done.json"))),
+            "stopped_rasters": sorted(p.relative_to(folder).as_posix().removesuffix(
+                ".partial.json") for p in folder.rglob("*.partial.json")),
+            "failed": len(failed), "counts": counts}
+
+
+def _output_folder_summary(rec: dict[str, Any]) -> list[str]:
+    rasters = rec["finished_rasters"]
+    lines = [f"contents:    fcnseg predict's output folder: {rec['label_pngs']} label PNG(s), "
+             + (f"{rasters} finished label GeoTIFF(s), " if rasters else "")
+             + f"{rec['outputs']} files listed in {MANIFEST_NAME}", _manifest_summary(rec)[1]]
+    if rec["stopped_rasters"]:
+        lines.append(f"stopped:     {len(rec['stopped_rasters'])} raster(s) part way: "
+                     f"{first_few(rec['stopped_rasters'], 3)}")
+    if rec["failed"]:
+        lines.append(f"failed:      {rec['failed']} image(s) in {FAILED_NAME} (tried again "
+                     f"with --skip-complete)")
+    lines += [f"counts:      {name}: {rows} row(s)" for name, rows in rec["counts"].items()]
+    return lines
+
+
 def _arrays_summary(rec: dict[str, Any]) -> list[str]:
     arrays = "; ".join(f"{k} {'x'.join(map(str, a['shape'])) or 'scalar'} {a['dtype']}"
                        for k, a in rec["arrays"].items())
@@ -241,4 +283,5 @@ def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:
 OUTPUT_SUMMARIES = {"arrays": _arrays_summary, "raster_resume": _resume_summary,
                     "dataset_config": _dataset_summary, "bench_report": _bench_summary,
                     "output_manifest": _manifest_summary,
+                    "predict_output": _output_folder_summary,
                     "tensorboard_events": _tensorboard_summary}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 
 import numpy as np
@@ -150,37 +151,69 @@ def test_the_weights_are_hashed_only_for_outputs_recorded_under_another_identity
     assert by_weights == []
 
 
-def test_a_run_stopped_by_sigterm_says_what_it_wrote_and_resumes(capsys, checkpoint, photos,
-                                                                  tmp_path, monkeypatch):
-    import fcnseg.cli.predict as predict_cli
+def _stopped_while_writing(capsys, checkpoint, photos, out, monkeypatch, *extra: str) -> str:
+    """The last line of a run of five images that SIGTERM stops as b.png is segmented, while
+    a.png's outputs are still being written (held until b.png's begin)."""
+    from fcnseg.inference import files as files_module
+    from fcnseg.inference.segmenter import Segmenter
 
-    files = predict_cli.predict_files
+    for k, name in enumerate("cde"):
+        shutil.copy(photos / ("a.png" if k % 2 else "b.png"), photos / f"{name}.png")
+    segment, write, b_begun, calls = Segmenter.predict_batch, files_module.write_outputs, \
+        threading.Event(), []
 
-    def stopped_after_the_first(*args, **kwargs):  # as `timeout` or Kubernetes stop a run
-        for k, outcome in enumerate(files(*args, **kwargs)):
-            if k == 0:
-                os.kill(os.getpid(), signal.SIGTERM)
-            yield outcome
+    def segmented(self, images, **kwargs):  # as `timeout` or Kubernetes stop a run
+        calls.append(len(images))
+        preds = segment(self, images, **kwargs)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return preds
+
+    def written(files, *args, **kwargs):
+        if files.label.name == "b_label.png":
+            b_begun.set()
+        elif files.label.name == "a_label.png":
+            b_begun.wait(timeout=60)
+        return write(files, *args, **kwargs)
 
     def unhandled(signum, frame):
         raise RuntimeError("SIGTERM not handled: the process would end silently")
 
-    monkeypatch.setattr(predict_cli, "predict_files", stopped_after_the_first)
+    monkeypatch.setattr(Segmenter, "predict_batch", segmented)
+    monkeypatch.setattr(files_module, "write_outputs", written)
     previous = signal.signal(signal.SIGTERM, unhandled)
     try:
-        out = tmp_path / "out"
         rc = main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(out),
-                   "--no-progress", "--precision", "fp32", "--batch-size", "1"])
+                   "--no-progress", "--precision", "fp32", "--batch-size", "1",
+                   "--io-workers", "2", *extra])
     finally:
         signal.signal(signal.SIGTERM, previous)
-    said = capsys.readouterr().err.strip().splitlines()
+        monkeypatch.undo()
     assert rc == 128 + signal.SIGTERM
-    assert said[-1] == (f"fcnseg predict: stopped by signal 15; wrote the outputs of 1 image(s) "
-                        f"to {out}; run the same command with --skip-complete to write the rest")
-    monkeypatch.undo()
-    summary, _ = predict(capsys, checkpoint, photos, out, "--skip-complete")
-    assert summary.endswith("; 1 complete already, skipped")
-    assert summary.startswith("wrote outputs for 1 of 2 input(s)")
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_run_stopped_by_sigterm_says_what_it_wrote_and_resumes(capsys, checkpoint, photos,
+                                                                  tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    said = _stopped_while_writing(capsys, checkpoint, photos, out, monkeypatch)
+    assert said == (f"fcnseg predict: stopped by signal 15; wrote the outputs of 2 image(s) "
+                    f"to {out}; run the same command with --skip-complete to write the rest")
+    summary, lines = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert (summary, [line for line in lines if "predicted again" in line]) == (
+        f"wrote outputs for 3 of 5 input(s) to {out}, precision fp32; 2 complete already, "
+        f"skipped", [])
+
+
+def test_a_run_stopped_by_sigterm_counts_the_images_it_says_it_wrote(
+        capsys, checkpoint, photos, tmp_path, monkeypatch):
+    out, counts = tmp_path / "out", tmp_path / "counts.csv"
+    said = _stopped_while_writing(capsys, checkpoint, photos, out, monkeypatch,
+                                  "--counts", str(counts))
+    rows = [line.split(",")[0] for line in counts.read_text().splitlines()[1:]]
+    assert (said.split("; ")[1], rows) == (
+        "wrote the outputs of 2 image(s) to " + str(out), [str(photos / "a.png"),
+                                                           str(photos / "b.png")])
 
 
 def test_a_sigterm_while_the_model_loads_says_so_and_exits_by_it(capsys, checkpoint, photos,
@@ -243,6 +276,17 @@ def test_the_images_that_failed_are_listed_in_failed_txt(capsys, checkpoint, wit
     out = tmp_path / "out"
     assert _run(capsys, checkpoint, with_a_bad_frame, out)[0] == 1
     assert (out / "failed.txt").read_text() == f"{with_a_bad_frame / 'c.png'}\n"
+
+
+def test_a_folder_named_failed_txt_is_refused_before_any_image_is_segmented(
+        capsys, checkpoint, with_a_bad_frame, tmp_path):
+    (tmp_path / "out" / "failed.txt").mkdir(parents=True)
+    rc = main(["predict", "--checkpoint", str(checkpoint), str(with_a_bad_frame), "--out",
+               str(tmp_path / "out"), "--no-progress", "--precision", "fp32"])
+    assert (rc, capsys.readouterr().err.strip().splitlines()) == (2, [
+        f"fcnseg predict: error: --out {tmp_path / 'out'}: its failed.txt is a folder; move it "
+        f"away"])
+    assert not (tmp_path / "out" / "a_label.png").exists()
 
 
 def test_skip_complete_exits_0_when_only_images_listed_as_failed_fail_again(

@@ -304,6 +304,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo,
     _take_ignore_mask(args.ignore_mask, seg, plan)
     # Created once the model is known to give what was asked: a refusal writes nothing.
     out_dir = prepare_output_folder(args.out)
+    if plan.images and (out_dir / FAILED_NAME).is_dir():  # refused now, not after the images
+        raise ValueError(f"--out {out_dir}: its {FAILED_NAME} is a folder; move it away")
     if args.compile and plan.images:
         failure = seg.compile(first_size(plan.images),
                               batch_size=min(args.batch_size, len(plan.images)))
@@ -364,7 +366,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                     partial(Progress, unit="tile", off=args.no_progress),
                     counted=counts.add_raster if counts is not None else None,
                     mask=args.ignore_mask)
-    stopped = _segment_rasters(seg, plan, (out_dir, run), tally)
+    stopped = until_signal(partial(segment_rasters, seg, plan, out_dir, run, tally))[1]
     stopped = _segment_images(args, seg, plan, (out_dir, outputs), tally, stop, stopped)
     if counts is not None:
         counts.write(every)
@@ -408,8 +410,7 @@ def _add_complete(images: Inputs, out_dir: Path, seg: Segmenter, pre: PreAnnotat
 
 def _stopped(signum: int, tally: Tally, out_dir: Path | str, images_left: bool,
              say: bool = True) -> int:
-    """As train says it (when ``say``): what was written, how to go on; the exit status,
-    128 + ``signum``."""
+    """As train says it (when ``say``): what was written, how to go on; exit 128 + ``signum``."""
     if say:
         _report(f"stopped by signal {signum}; wrote the outputs of {tally.written} image(s) to "
                 f"{out_dir}; run the same command{' with --skip-complete' * images_left} to "
@@ -493,21 +494,13 @@ def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
         max_side=args.picture_max_side, overlay=args.overlay)
 
 
-def _segment_rasters(seg: Segmenter, plan: Plan, where: tuple[Path, RasterRun],
-                     tally: Tally) -> int | None:
-    """Each raster by tiles; the signal (SIGINT, SIGTERM) that stopped it, if one did (the
-    rows written are kept: the same command goes on from there)."""
-    return until_signal(partial(segment_rasters, seg, plan, *where, tally))[1]
-
-
 def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                     where: tuple[Path, OutputOptions], tally: Tally, stop: StopRequest,
                     stopped: int | None) -> int | None:
     """Each image (with its other modalities) into its outputs, behind a progress bar, unless
     the rasters were ``stopped`` (by that signal), those that failed listed in failed.txt; the
-    signal (SIGINT, SIGTERM) that stopped the run after an image's outputs, if one did: under
-    torchrun, one process's signal (also while loading) stops every process at its next
-    image, and they all return it."""
+    signal (SIGINT, SIGTERM) that stopped it before an image, if one did (those begun written):
+    under torchrun one process's signal (also while loading) stops all, which all return it."""
     out_dir, outputs = where
     failures = FailedList(out_dir, known=args.skip_complete)
     board = stop_board(plan.world_size > 1)
@@ -517,18 +510,17 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
             if plan.world_size > 1 else "predict")
     with Progress(len(plan.images), unit="image", desc=desc, off=args.no_progress,
                   closing_line=plan.world_size == 1) as bar:
-        stop.at_once = False  # the loop stops after an image
-        outcomes = predict_files(seg, plan.images, out_dir, outputs, batch_size=args.batch_size,
+        stop.at_once = False  # asked before each image is taken: those begun are written
+        asked = replace(outputs, stop=lambda: board(stop.signum) is not None)
+        outcomes = predict_files(seg, plan.images, out_dir, asked, batch_size=args.batch_size,
                                  workers=args.io_workers, input_dirs=plan.input_dirs,
                                  warn=lambda line: _report(f"warning: {line}")
                                  ) if plan.images and stopped is None else ()
         for outcome in outcomes:
             bar.update(1, failed=outcome.problem is not None)
             tally.count(outcome.problem, _report, known=failures.note(outcome))
-            signum = board(stop.signum)
-            if signum is not None and bar.done < len(plan.images):  # else none is left
-                stopped = signum
-                break
+    if stopped is None and bar.done < len(plan.images):  # (one after the last: none is left)
+        stopped = board(stop.signum)
     stop.at_once = plan.world_size == 1
     failures.write(plan)
     if plan.world_size == 1:

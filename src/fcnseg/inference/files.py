@@ -30,7 +30,7 @@ from fcnseg.data.rasters import raster_info
 from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.classnames import parse_classes as parse_classes  # re-exported
 from fcnseg.inference.images import ImageError
-from fcnseg.inference.prefetch import background_pool, default_workers, in_order
+from fcnseg.inference.prefetch import background_pool, default_workers, in_order, until
 from fcnseg.inference.prefetch import segment_files as segment_files  # its earlier home
 from fcnseg.inference.rasters import NODATA_LABEL
 from fcnseg.inference.segmenter import Prediction
@@ -340,6 +340,7 @@ class OutputOptions:
     observe_needs_probs: bool = False
     job: str = ""
     label_ids: tuple[int, ...] = ()
+    stop: Callable[[], bool] | None = None  # see write_predictions
 
     def heatmaps_for(self, pred: Prediction) -> tuple[int, ...]:
         """The classes whose heatmaps are written for ``pred``."""
@@ -481,9 +482,10 @@ def write_predictions(predictions: Iterable[tuple[Path, str, Prediction | Except
                       *, workers: int | None = None, pending: int = 8) -> Iterator[FileOutcome]:
     """Write the outputs of each prediction into ``out_dir`` in ``workers`` threads (0: in the
     calling thread), at most ``pending`` waiting; yield one :class:`FileOutcome` per item, in
-    order (a failure reported, the rest still written), recorded as ``options.job``'s."""
+    order (a failure reported, the rest still written), recorded as ``options.job``'s; once
+    ``options.stop()`` is true, no more are taken: those begun are handed back."""
     jobs = (_write_job(path, name, pred, out_dir, palette, options)
-            for path, name, pred in predictions)
+            for path, name, pred in until(options.stop, iter(predictions)))
     count = workers or default_workers()
     pool = background_pool(count, "fcnseg-write") if workers != 0 else None
     with pool or contextlib.nullcontext():

@@ -58,6 +58,12 @@ def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
         yield pending.popleft().result()
 
 
+def until(stop: Callable[[], bool] | None, items: Iterator[T]) -> Iterator[T]:
+    """``items`` until ``stop()`` is true, asked before each is taken."""
+    while not (stop and stop()) and (item := next(items, None)) is not None:
+        yield item
+
+
 def read_or_error(path: Path, max_pixels: int | None) -> np.ndarray | ImageError:
     """The image at ``path``, or the :class:`ImageError` naming why it cannot be read."""
     try:

@@ -110,3 +110,12 @@ def test_a_folder_given_as_the_counts_file_is_refused_before_segmenting(make_che
     assert not (tmp_path / "out").exists()
     assert capsys.readouterr().err.strip() == (
         f"fcnseg predict: error: --counts {tmp_path / 'counts'}: a folder; name a CSV file")
+
+
+def test_an_image_that_fails_has_no_row_from_an_earlier_runs_label_png(make_checkpoint, photos,
+                                                                       tmp_path):
+    out, table, first = first_run(make_checkpoint("same"), photos, tmp_path)
+    table.unlink()
+    (photos / "frame_000001.png").write_bytes(b"not a picture any more")
+    assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 1
+    assert rows_of(table) == [first[0], first[1], first[3]]

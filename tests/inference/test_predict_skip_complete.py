@@ -332,20 +332,18 @@ def test_annotations_of_a_resumed_run_hold_the_images_complete_already(capsys, c
 def test_a_complete_images_label_png_is_read_once_for_counts_and_annotations(
         capsys, checkpoint, photos, tmp_path, monkeypatch):
     import fcnseg.cli.predict as predict_cli
-    import fcnseg.inference.counts as counts
 
     out, options = tmp_path / "out", ("--format", "coco", "--counts", str(tmp_path / "n.csv"))
     predict(capsys, checkpoint, photos, out, *options)
     (out / "b_label.png").unlink()  # b is predicted again, a is complete
     (tmp_path / "n.csv").unlink()  # its rows counted again
-    read, original = [], counts.read_label_png
+    read, original = [], predict_cli.read_label_png
 
     def recording(path):
         read.append(path.name)
         return original(path)
 
     monkeypatch.setattr(predict_cli, "read_label_png", recording)
-    monkeypatch.setattr(counts, "read_label_png", recording)
     predict(capsys, checkpoint, photos, out, *options, "--skip-complete")
     assert read == ["a_label.png"]
 
@@ -353,17 +351,15 @@ def test_a_complete_images_label_png_is_read_once_for_counts_and_annotations(
 def test_a_resumed_count_reads_no_label_png_of_an_image_whose_row_it_holds(
         capsys, checkpoint, photos, tmp_path, monkeypatch):
     import fcnseg.cli.predict as predict_cli
-    import fcnseg.inference.counts as counts
 
     out, options = tmp_path / "out", ("--counts", str(tmp_path / "n.csv"))
     predict(capsys, checkpoint, photos, out, *options)
-    read, original = [], counts.read_label_png
+    read, original = [], predict_cli.read_label_png
 
     def recording(path):
         read.append(path.name)
         return original(path)
 
     monkeypatch.setattr(predict_cli, "read_label_png", recording)
-    monkeypatch.setattr(counts, "read_label_png", recording)
     predict(capsys, checkpoint, photos, out, *options, "--skip-complete")
     assert read == []

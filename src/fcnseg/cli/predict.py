@@ -337,9 +337,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
            cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
     job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
-    every: list[tuple[Path, Path | None]] = [] if counts is None else [
-        *((path, None) for path, _ in plan.rasters),
-        *((path, output_files(out_dir, name, seg.class_names).label) for path, name in plan.images)]
+    every = [path for path, _ in [*plan.rasters, *plan.images]]  # --counts rows in this order
     images = plan.images
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,

@@ -12,7 +12,6 @@ import numpy as np
 
 from fcnseg.data.rasters import open_raster
 from fcnseg.inference.segmenter import Prediction
-from fcnseg.inference.visualize import read_label_png
 from fcnseg.utils.files import atomic_write_bytes
 
 #: The column of the pixels in no class (255: without data, or left out by an ignore mask).
@@ -52,16 +51,10 @@ class ClassCounts:
         self.rows[str(path)] = [str(path), *map(str, pixels[:classes]),
                                 str(pixels[classes:].sum())]
 
-    def write(self, inputs: Sequence[tuple[Path, Path | None]]) -> None:
-        """The file, atomically: rows of earlier inputs not among ``inputs`` (input, label PNG;
-        None for a raster, whose row :meth:`add_raster` adds), then those of ``inputs`` in
-        order, an image without a row (skipped as complete) counted from its label PNG where
-        there is one."""
-        for path, label in inputs:
-            if str(path) not in self.rows and label is not None and label.is_file():
-                self.add(path, "", Prediction(read_label_png(label), np.zeros((0, 0, 3), np.uint8),
-                                              class_names=self.header[1:-1]))
-        given = {str(path): None for path, _ in inputs}
+    def write(self, inputs: Sequence[Path]) -> None:
+        """The file, atomically: rows of earlier inputs not among ``inputs``, then those of
+        ``inputs`` in order (one that failed or was not reached has none)."""
+        given = {str(path): None for path in inputs}
         order = [p for p in self.rows if p not in given] + list(given)
         text = io.StringIO()
         rows = csv.writer(text, lineterminator="\n")

@@ -18,7 +18,7 @@ from fcnseg.data.rasters import raster_info
 from fcnseg.inference.counts import NO_DATA
 from fcnseg.inference.files import written_by
 from fcnseg.inference.pipeline import FAILED_NAME
-from fcnseg.inference.rasters import named_by_path
+from fcnseg.inference.rasters import DONE_RECORD, PARTIAL_RECORD, named_by_path
 from fcnseg.utils.predict_manifest import MANIFEST_NAME
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import protobuf_fields
@@ -44,7 +44,7 @@ def output_document_record(file: Path, doc: dict[str, Any],
                            base: dict[str, Any]) -> dict[str, Any] | None:
     """The record of a raster resume record, a bench report or a ``dataset.yaml`` from its
     top-level mapping ``doc``; None for another document."""
-    if file.name.endswith((".partial.json", ".done.json")) and fields_of(doc.get("job")):
+    if file.name.endswith((PARTIAL_RECORD, DONE_RECORD)) and fields_of(doc.get("job")):
         return _resume_record(doc, base)
     if file.suffix.lower() == ".json" and fields_of(doc.get("machine")) and (
             "inference" in doc or "config" in doc):
@@ -166,9 +166,9 @@ def output_folder_record(folder: Path) -> dict[str, Any] | None:
                 counts[table.name] = sum(1 for line in f if line.strip())
     return {**rec, "kind": "predict_output", "file_bytes": sum(p.stat().st_size for p in listed),
             "label_pngs": sum(p.name.endswith("_label.png") for p in listed),
-            "finished_rasters": len(list(folder.rglob("*.tif.done.json"))),
+            "finished_rasters": len(list(folder.rglob(f"*.tif{DONE_RECORD}"))),
             "stopped_rasters": sorted(p.relative_to(folder).as_posix().removesuffix(
-                ".partial.json") for p in folder.rglob("*.partial.json")),
+                PARTIAL_RECORD) for p in folder.rglob(f"*{PARTIAL_RECORD}")),
             "failed": len(failed), "counts": counts}
 
 

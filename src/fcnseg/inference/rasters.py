@@ -173,9 +173,13 @@ def blend_profile(size: int, overlap: int, at_start_border: bool,
 
 # -- resumption -----------------------------------------------------------------------------
 
+#: The suffixes of a label raster's records: of a finished run, of one under way (or stopped).
+DONE_RECORD, PARTIAL_RECORD = ".done.json", ".partial.json"
+
+
 def _record_path(out: Path, finished: bool) -> Path:
     """The record of a finished run, or of one still under way (or stopped)."""
-    return out.with_name(out.name + (".done.json" if finished else ".partial.json"))
+    return out.with_name(out.name + (DONE_RECORD if finished else PARTIAL_RECORD))
 
 
 def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str], model_id: str,

@@ -6,6 +6,8 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,11 +225,63 @@ def test_a_file_of_an_outputs_name_that_predict_did_not_write_is_kept(make_check
     (out / "x_overlay.png").write_text("notes of mine")
     rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images / "x.png"),
                "--out", str(out), "--no-progress"])
-    assert rc == 1
+    err = capsys.readouterr().err
+    assert rc == 2
     assert (out / "x_overlay.png").read_text() == "notes of mine"
-    assert not (out / "x_label.png").exists()
-    assert f"its output {out / 'x_overlay.png'} is there, not written by fcnseg predict" in \
-        capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["x_overlay.png"], "nothing is written"
+    assert err.count("\n") == 1
+    assert f"1 file(s) named as its outputs, the first {out / 'x_overlay.png'}, " in err
+
+
+@pytest.fixture
+def listless_out(make_checkpoint, smooth_image, tmp_path) -> tuple[list[str], Path]:
+    """A run's arguments on 4 images, its --out written by a release that kept no output list."""
+    root = tmp_path / "in"
+    root.mkdir()
+    for k in range(4):
+        Image.fromarray(np.roll(smooth_image, 5 * k, axis=1)).save(root / f"img{k}.png")
+    out = tmp_path / "out"
+    args = ["predict", "--checkpoint", str(make_checkpoint("same")), str(root), "--out", str(out),
+            "--no-progress"]
+    assert main(args) == 0
+    (out / ".fcnseg-outputs.txt").unlink()
+    return args, out
+
+
+def test_outputs_kept_in_a_folder_without_the_output_list_are_one_line(listless_out,
+                                                                       capsys) -> None:
+    args, out = listless_out
+    capsys.readouterr()
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == (f"fcnseg predict: error: --out: 8 file(s) named as its outputs, the first "
+                   f"{out / 'img0_label.png'}, were not written by fcnseg predict (not in its "
+                   f".fcnseg-outputs.txt: files of yours, or outputs of an earlier fcnseg that "
+                   f"kept no such list); none is replaced: move them away or choose another "
+                   f"--out\n")
+    assert not (out / ".fcnseg-outputs.txt").exists(), "nothing is written"
+
+
+def test_outputs_kept_in_a_folder_without_the_output_list_segment_nothing(listless_out,
+                                                                          monkeypatch) -> None:
+    from fcnseg.inference.segmenter import Segmenter
+
+    args, _ = listless_out
+    segmented: list[str] = []
+
+    def counted(method: str) -> Callable[..., object]:
+        run = getattr(Segmenter, method)
+
+        def call(*a, **k):
+            segmented.append(method)
+            return run(*a, **k)
+        return call
+
+    for method in ("predict", "predict_batch"):
+        monkeypatch.setattr(Segmenter, method, counted(method))
+    main(args)
+    assert segmented == []
 
 
 def test_an_output_location_below_a_file_is_a_one_line_error(make_checkpoint, images, tmp_path,

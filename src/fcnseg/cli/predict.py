@@ -21,6 +21,7 @@ from fcnseg.cli.progress import Progress, closing_text
 from fcnseg.data.annotations.export import BRUSH, DEFAULT_TOLERANCE
 from fcnseg.data.annotations.labelstudio import picture_urls
 from fcnseg.data.images import ImageError
+from fcnseg.data.rasters import raster_info
 from fcnseg.engine.distributed import (
     DistInfo,
     all_gather_objects,
@@ -51,14 +52,14 @@ from fcnseg.inference.pipeline import (
     Plan,
     RasterRun,
     Tally,
-    check_ignore_mask,
     first_size,
     left_to_do,
     plan_inputs,
     predict_files,
+    refuse_foreign_outputs,
     segment_rasters,
 )
-from fcnseg.inference.rasters import TILING_RULE, model_identity
+from fcnseg.inference.rasters import TILING_RULE, check_mask_size, model_identity
 from fcnseg.inference.segmenter import Prediction, read_ignore_mask
 from fcnseg.inference.visualize import COLORMAPS, background_classes, read_label_png
 from fcnseg.utils.files import prepare_output_folder
@@ -339,10 +340,12 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
     every = [path for path, _ in [*plan.rasters, *plan.images]]  # --counts rows in this order
     images = plan.images
+    expected = partial(output_files, out_dir, class_names=seg.class_names,
+                       heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
+                       overlay=args.overlay, label_ids=bool(label_ids))
+    every_class = range(len(seg.class_names)) if args.heatmaps_present else heat_classes
+    refuse_foreign_outputs(plan, partial(expected, heatmap_classes=every_class))
     if args.skip_complete:
-        expected = partial(output_files, out_dir, class_names=seg.class_names,
-                           heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
-                           overlay=args.overlay, label_ids=bool(label_ids))
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
                                                 _report)
@@ -422,8 +425,10 @@ def _take_ignore_mask(mask: Path | None, seg: Segmenter, plan: Plan) -> None:
     try:
         if mask is not None and plan.images:
             seg.ignored_pixels = read_ignore_mask(mask)
-        if mask is not None and plan.rasters:
-            check_ignore_mask(mask, plan)
+        if mask is not None and plan.rasters:  # of the size of each, before any is segmented
+            info = raster_info(mask)
+            for path, _ in plan.rasters:
+                check_mask_size(info, plan.infos[path])
     except ImageError as e:
         raise ImageError(f"--ignore-mask {mask}", e.problem) from None
 

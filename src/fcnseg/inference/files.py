@@ -392,18 +392,22 @@ def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
     return files
 
 
+def foreign_files(paths: Iterable[Path], protected: Collection[Path] = frozenset()) -> list[Path]:
+    """Those of ``paths`` there that no manifest lists (not written by predict), ``protected``
+    paths aside; the manifests read before are read again before saying so."""
+    global _OWN
+    there = [p for p in paths if p.exists() and p.resolve() not in protected]
+    if any(p not in _OWN for p in there):  # or listed since they were read
+        _OWN = OwnOutputs()
+    return [p for p in there if p not in _OWN]
+
+
 def _refuse_inputs(paths: list[Path], protected: Collection[Path]) -> None:
     """A :class:`FileExistsError` where one of the output ``paths`` would replace a
-    ``protected`` path (an input), or a file no manifest lists (not written by predict; the
-    manifests read before are read again before saying so)."""
-    global _OWN
-    clash = [path for path in paths if path.resolve() in protected]
-    if clash:
+    ``protected`` path (an input), or a file no manifest lists (:func:`foreign_files`)."""
+    if clash := [path for path in paths if path.resolve() in protected]:
         raise FileExistsError(f"its output would overwrite the input {clash[0]}")
-    if any(p.exists() and p not in _OWN for p in paths):  # or listed since they were read
-        _OWN = OwnOutputs()
-    clash = [p for p in paths if p.exists() and p not in _OWN]
-    if clash:
+    if clash := foreign_files(paths):
         raise FileExistsError(f"its output {clash[0]} is there, not written by fcnseg predict "
                               f"(not in {MANIFEST_NAME}): not replaced (move it away)")
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
-from fcnseg.data.rasters import RasterInfo, raster_info
+from fcnseg.data.rasters import RasterInfo
 from fcnseg.inference import rasters
 from fcnseg.inference.files import (
     FileOutcome,
     OutputFiles,
     OutputOptions,
+    foreign_files,
     outputs_complete,
     write_predictions,
     written_by,
@@ -29,7 +30,8 @@ from fcnseg.inference.prefetch import segment_files as segment_files  # re-expor
 from fcnseg.inference.segmenter import IgnoreMaskSizeError, Segmenter
 from fcnseg.inference.visualize import PictureStyle
 from fcnseg.utils.download import file_checksum
-from fcnseg.utils.files import atomic_write_bytes
+from fcnseg.utils.files import OutputFolderError, atomic_write_bytes
+from fcnseg.utils.predict_manifest import MANIFEST_NAME
 
 #: ``report(line)``: where a run's one-line messages go.
 Report = Callable[[str], None]
@@ -200,6 +202,20 @@ class FailedList:
             self.path.unlink(missing_ok=True)
 
 
+def refuse_foreign_outputs(plan: Plan, expected: Callable[..., OutputFiles]) -> None:
+    """Before any image is segmented, an :class:`OutputFolderError` where files predict did not
+    write (:func:`foreign_files`) have the names of ``plan``'s outputs (``expected(name=)``)."""
+    taken = foreign_files((p for _, name in plan.images for p in expected(name=name).all()),
+                          plan.protected)
+    shares = plan.gather((len(taken), taken[:1]))
+    if taken := [first for _, firsts in shares for first in firsts]:
+        raise OutputFolderError(
+            f"--out: {sum(n for n, _ in shares)} file(s) named as its outputs, the first "
+            f"{taken[0]}, were not written by fcnseg predict (not in its {MANIFEST_NAME}: files "
+            f"of yours, or outputs of an earlier fcnseg that kept no such list); none is "
+            f"replaced: move them away or choose another --out")
+
+
 def left_to_do(plan: Plan, expected: Callable[..., OutputFiles], out_dir: Path,
                jobs_now: tuple[str, Callable[[], str]], report: Report) -> tuple[Inputs, int]:
     """``--skip-complete``: the images whose outputs this job (``jobs_now``: its name, and as
@@ -301,14 +317,6 @@ class RasterRun:
     progress: Callable[..., AbstractContextManager[Any]]
     counted: Callable[[Path, Path], None] | None = None
     mask: Path | None = None
-
-
-def check_ignore_mask(mask: Path, plan: Plan) -> None:
-    """Refuse ``mask`` (:class:`RasterRun`'s) unless of the size of every raster of ``plan``,
-    before any is segmented: an :class:`ImageError` naming it (and both sizes)."""
-    info = raster_info(mask)
-    for path, _ in plan.rasters:
-        rasters.check_mask_size(info, plan.infos[path])
 
 
 def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,

@@ -128,3 +128,21 @@ def test_a_sigterm_while_the_model_is_built_says_so_and_exits_by_it(
     assert (rc, said[-1]) == (128 + signal.SIGTERM, "stopped by signal 15 before the first "
                               "step; no checkpoint saved; run the same command to start again")
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_resumed_run_stopped_while_it_starts_reports_its_checkpoints_iteration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from fcnseg.engine import trainer
+    from fcnseg.engine.config import load_config
+
+    trainer.train(load_config(tiny_recipe(train={"iterations": 3})), out=tmp_path / "run")
+
+    def slow_set_up(*args: object, **kwargs: object) -> None:  # as the model is built again
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler acts before this returns
+        raise AssertionError("the set-up ran to its end")
+
+    monkeypatch.setattr(trainer, "build_setup", slow_set_up)
+    result = trainer.train(load_config(tiny_recipe()), resume=True, out=tmp_path / "run")
+    assert (result.status, result.iteration) == ("interrupted", 3)

@@ -80,7 +80,7 @@ class TrainResult:
     out: Path
     iteration: int
     #: "completed", "stopped_early" (``train.early_stop``) or "interrupted" (a signal stopped
-    #: it: after saving ``last.pt``, or before the first step with nothing saved, iteration 0).
+    #: it: after saving ``last.pt``, or before the first step, nothing saved: resumed one's, or 0).
     status: str
     best_mean_iu: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -161,14 +161,17 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
     # torchrun it waits for the first step, where the processes agree to stop together.
     with StopRequest(is_process_lost if info.distributed else None,
                      at_once=not info.distributed) as stop:
+        resumed: dict[str, Any] | None = None  # last.pt once read: a stop is at its iteration
         try:
-            setup, state, budget, log, progress = _start(config, info, resume, started, say)
+            resumed = _checkpoint_to_resume(run_dir, resume, say)
+            setup, state, budget, log, progress = _start(config, info, resumed, started, say)
         except KeyboardInterrupt:
             if stop.signum is None:
                 raise
             say(f"stopped by signal {stop.signum} before the first step; no checkpoint saved; "
                 f"run the same command to start again")
-            return TrainResult(out=run_dir, iteration=0, status="interrupted", signal=stop.signum)
+            return TrainResult(out=run_dir, iteration=resumed["iteration"] if resumed else 0,
+                               status="interrupted", signal=stop.signum)
         stop.at_once = False
         try:
             stop_signal = _loop(setup, state, log, progress, stop, budget)
@@ -200,13 +203,12 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
                        signal=stop_signal)
 
 
-def _start(config: TrainConfig, info: DistInfo, resume: bool, started: float,
-           say: Callable[[str], None]) -> tuple[TrainSetup, TrainState, TimeBudget | None,
-                                                _RunLog, _Progress]:
-    """Everything before the first step: the set-up, the state (resumed or new), the time
-    budget, the run's records (``recipe.yaml`` written) and the progress bar."""
+def _start(config: TrainConfig, info: DistInfo, resume_ckpt: dict[str, Any] | None,
+           started: float, say: Callable[[str], None]
+           ) -> tuple[TrainSetup, TrainState, TimeBudget | None, _RunLog, _Progress]:
+    """Everything before the first step: the set-up, the state (resumed from ``resume_ckpt``,
+    or new), the time budget, the run's records (``recipe.yaml`` written) and the progress bar."""
     run_dir = Path(config.out)
-    resume_ckpt = _checkpoint_to_resume(run_dir, resume, say)
     # files a kill cut short while being written (up to a checkpoint's size each)
     if info.is_main and remove_stale_temporaries(run_dir, RUN_FILES):
         say("removed temporary files left by an interrupted write")

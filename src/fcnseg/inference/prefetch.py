@@ -54,8 +54,7 @@ def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
         pending.append(pool.submit(job))
         while pending and (len(pending) >= ahead or pending[0].done()):
             yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    yield from (pending.popleft().result() for _ in range(len(pending)))
 
 
 def until(stop: Callable[[], bool] | None, items: Iterator[T]) -> Iterator[T]:

@@ -119,3 +119,11 @@ def test_an_image_that_fails_has_no_row_from_an_earlier_runs_label_png(make_chec
     (photos / "frame_000001.png").write_bytes(b"not a picture any more")
     assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 1
     assert rows_of(table) == [first[0], first[1], first[3]]
+
+
+def test_an_image_that_fails_drops_its_row_of_an_earlier_run_from_the_file(make_checkpoint,
+                                                                          photos, tmp_path):
+    out, table, first = first_run(make_checkpoint("same"), photos, tmp_path)
+    (photos / "frame_000001.png").write_bytes(b"not a picture any more")
+    assert predict(make_checkpoint("same"), photos, out, "--counts", str(table)) == 1
+    assert rows_of(table) == [first[0], first[1], first[3]]

@@ -349,6 +349,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
                                                 _report)
+    for path, _ in [*plan.rasters, *plan.images] if counts is not None else []:
+        counts.rows.pop(str(path), None)  # its row once written now: none of an earlier run
     pre = _annotations(args, seg, out_dir, images)
     observers = [each.add for each in (pre, counts) if each is not None]
     left = set(plan.images)

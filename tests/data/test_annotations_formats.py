@@ -404,6 +404,24 @@ def test_cvat_mask_saved_as_a_palette_png_is_read_by_its_colours(tmp_path: Path)
     assert (read_mask(tmp_path / "out", "a")[5:] == 0).all()
 
 
+def test_a_palette_cvat_mask_is_read_upright_as_an_rgb_one(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text("background:0,0,0::\ncar:250,50,83::\n")
+    indices = np.zeros((30, 40), np.uint8)
+    indices[:, :5] = 1  # stored 40 wide; upright (turned by 90°) 30 wide, car in its top rows
+    mask = Image.fromarray(indices, mode="P")
+    mask.putpalette([0, 0, 0, 250, 50, 83])
+    orientation = Image.Exif()
+    orientation[0x0112] = 6  # as the photo it was drawn on, tagged by the camera
+    mask.save(src / "SegmentationClass" / "a.png", exif=orientation)
+    picture(src / "JPEGImages" / "a.jpg", size=(40, 30))
+    report = import_annotations("cvat-mask", src, tmp_path / "out")
+    assert report.errors == []
+    assert read_mask(tmp_path / "out", "a").shape == (40, 30)
+    assert (read_mask(tmp_path / "out", "a")[:5] == 1).all()
+
+
 def test_cvat_mask_finds_a_picture_whose_suffix_has_a_capital(tmp_path: Path) -> None:
     src = tmp_path / "cvat"
     (src / "SegmentationClass").mkdir(parents=True)

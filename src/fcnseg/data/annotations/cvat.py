@@ -69,13 +69,16 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
 
 
 def _mask_rgb(png: Path) -> np.ndarray:
-    """A mask's pixels as stored; a palette PNG's (an image editor saved it so) its colours."""
+    """A mask's pixels as stored, upright; a palette PNG's (an image editor saved it so) the
+    colours of its indices by its palette (past its end black, as Pillow reads them)."""
     from fcnseg.data.io import read_raw
 
     rgb = read_raw(png, "mask")
     if rgb.ndim == 2:
-        with Image.open(png) as img:
-            return np.asarray(img.convert("RGB")) if img.mode == "P" else rgb
+        with Image.open(png) as img:  # the header alone: the pixels are decoded once
+            palette = img.getpalette() if img.mode == "P" else None
+        if palette is not None:
+            return np.pad(np.uint8(palette), (0, 768 - len(palette))).reshape(256, 3)[rgb]
     return rgb
 
 

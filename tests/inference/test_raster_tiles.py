@@ -1193,3 +1193,20 @@ def test_label_ids_given_with_a_raster_are_said_to_skip_it(tiny_checkpoint, smoo
     [line] = [x for x in capsys.readouterr().err.splitlines() if "apply to images" in x]
     assert "--label-ids apply to images, not to the 1 raster(s)" in line
     assert not (tmp_path / "out" / "label_ids").exists()
+
+
+def test_a_label_geotiff_name_taken_by_a_file_predict_did_not_write_is_refused_and_kept(
+        make_checkpoint, smooth_image, tmp_path, capsys):
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    (tmp_path / "out").mkdir()
+    write_tif(tmp_path / "out" / "scene.tif", smooth_image[::-1].copy())  # the user's own
+    before = (tmp_path / "out" / "scene.tif").read_bytes()
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 2
+    assert f"the first {tmp_path / 'out' / 'scene.tif'}, were not written by fcnseg predict" \
+        in capsys.readouterr().err
+    assert (tmp_path / "out" / "scene.tif").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scene.tif"]

@@ -344,7 +344,7 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
                        heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
                        overlay=args.overlay, label_ids=bool(label_ids))
     every_class = range(len(seg.class_names)) if args.heatmaps_present else heat_classes
-    refuse_foreign_outputs(plan, partial(expected, heatmap_classes=every_class))
+    refuse_foreign_outputs(plan, partial(expected, heatmap_classes=every_class), out_dir)
     if args.skip_complete:
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),

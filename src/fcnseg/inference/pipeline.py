@@ -202,11 +202,17 @@ class FailedList:
             self.path.unlink(missing_ok=True)
 
 
-def refuse_foreign_outputs(plan: Plan, expected: Callable[..., OutputFiles]) -> None:
-    """Before any image is segmented, an :class:`OutputFolderError` where files predict did not
-    write (:func:`foreign_files`) have the names of ``plan``'s outputs (``expected(name=)``)."""
+def refuse_foreign_outputs(plan: Plan, expected: Callable[..., OutputFiles],
+                           out_dir: Path) -> None:
+    """Before anything is segmented, an :class:`OutputFolderError` where files predict did not
+    write have the names of ``plan``'s outputs: an image's (``expected(name=)``) no manifest
+    lists (:func:`foreign_files`), a raster's label GeoTIFF without its record."""
     taken = foreign_files((p for _, name in plan.images for p in expected(name=name).all()),
                           plan.protected)
+    tifs = [out_dir / f"{name}.tif" for _, name in plan.rasters] if plan.is_main else []
+    records = (rasters.DONE_RECORD, rasters.PARTIAL_RECORD)
+    taken += [p for p in tifs if p.is_file() and p.resolve() not in plan.protected
+              and not any(p.with_name(p.name + end).is_file() for end in records)]
     shares = plan.gather((len(taken), taken[:1]))
     if taken := [first for _, firsts in shares for first in firsts]:
         raise OutputFolderError(

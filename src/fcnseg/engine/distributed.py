@@ -109,9 +109,8 @@ def stop_board(distributed: bool) -> Callable[[int | None], int | None]:
     posted, if any. One process, or a store that cannot be reached (tried once, as each try
     may wait :data:`STORE_WAIT_S`) or fails: ``signum`` back."""
     store = None
-    if distributed:
-        with contextlib.suppress(Exception):
-            store = run_store()
+    with contextlib.suppress(Exception):  # a store not reached is not tried again
+        store = run_store() if distributed else None
     if store is None:
         return lambda signum: signum
     key = f"fcnseg/stop/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"

@@ -79,9 +79,8 @@ class TrainResult:
 
     out: Path
     iteration: int
-    #: "completed", "stopped_early" (``train.early_stop``) or "interrupted" (a signal stopped
-    #: it: after saving ``last.pt``, or before the first step with nothing saved, at the
-    #: iteration of the ``last.pt`` resumed, else 0).
+    #: "completed", "stopped_early" (``train.early_stop``) or "interrupted" (a signal stopped it
+    #: after saving ``last.pt``, or before the first step: at the ``last.pt`` resumed, or 0).
     status: str
     best_mean_iu: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)

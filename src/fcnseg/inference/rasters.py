@@ -787,10 +787,8 @@ def tiling_info(path: PathLike, max_pixels: int | None, tile: int | None = None
                 ) -> RasterInfo | None:
     """The header of ``path`` where :func:`needs_tiling`, else None: read once, for planning
     and segmenting."""
-    reader = tiling_reader(path, max_pixels, tile)
-    if reader is not None:
-        reader.close()
-    return None if reader is None else reader.info
+    with tiling_reader(path, max_pixels, tile) or contextlib.nullcontext() as reader:
+        return None if reader is None else reader.info
 
 
 def tiling_reader(path: PathLike, max_pixels: int | None, tile: int | None = None

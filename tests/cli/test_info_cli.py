@@ -960,3 +960,20 @@ def test_a_predict_output_folder_lists_its_stopped_rasters_in_json(tiny_checkpoi
     rec = json.loads(capsys.readouterr().out)
     assert (rec["kind"], rec["label_pngs"], rec["failed"]) == ("predict_output", 2, 1)
     assert rec["stopped_rasters"] == ["scene.tif"] and rec["counts"] == {"counts.csv": 2}
+
+
+def test_a_folder_predict_wrote_rasters_alone_into_is_described_by_them(tiny_checkpoint,
+                                                                        tmp_path, capsys):
+    import numpy as np
+    import tifffile
+    from geotags import GEOTIFF_TAGS
+
+    tifffile.imwrite(tmp_path / "scene.tif", np.full((16, 24, 3), 120, np.uint8),
+                     extratags=GEOTIFF_TAGS)
+    out = tmp_path / "preds"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint(CLASSES)),
+                 str(tmp_path / "scene.tif"), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert (rec["kind"], rec["finished_rasters"], rec["label_pngs"]) == ("predict_output", 1, 0)

@@ -149,9 +149,13 @@ def _manifest_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def output_folder_record(folder: Path) -> dict[str, Any] | None:
-    """The record of a folder ``fcnseg predict`` wrote into (its manifest tells), by what it
-    left there; None for another folder."""
+    """The record of a folder ``fcnseg predict`` wrote into (its manifest tells, or for rasters
+    alone a label GeoTIFF's record), by what it left there; None for another folder."""
     rec = _manifest_record(folder / MANIFEST_NAME, {"path": str(folder)})
+    ends = tuple(f".tif{end}" for end in (DONE_RECORD, PARTIAL_RECORD))
+    if rec is None and folder.is_dir() and any(p.name.endswith(ends) for p in folder.iterdir()):
+        rec = {"path": str(folder), "folder": str(folder), "outputs": 0, "first": [],
+               "recorded": 0, "jobs": 0}
     if rec is None:  # none there, or unreadable
         return None
     listed = [p for p in written_by(folder) if p.is_file()]
@@ -176,7 +180,8 @@ def _output_folder_summary(rec: dict[str, Any]) -> list[str]:
     rasters = rec["finished_rasters"]
     lines = [f"contents:    fcnseg predict's output folder: {rec['label_pngs']} label PNG(s), "
              + (f"{rasters} finished label GeoTIFF(s), " if rasters else "")
-             + f"{rec['outputs']} files listed in {MANIFEST_NAME}", _manifest_summary(rec)[1]]
+             + f"{rec['outputs']} files listed in {MANIFEST_NAME}",
+             *(_manifest_summary(rec)[1:] if rec["outputs"] else [])]
     if rec["stopped_rasters"]:
         lines.append(f"stopped:     {len(rec['stopped_rasters'])} raster(s) part way: "
                      f"{first_few(rec['stopped_rasters'], 3)}")

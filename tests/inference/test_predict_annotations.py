@@ -761,3 +761,22 @@ def test_tolerance_mask_needs_format_labelstudio(make_checkpoint, photos, tmp_pa
                    "--tolerance", "mask") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tolerance mask" in err[0] and "--format labelstudio" in err[0]
+
+
+def test_a_rerun_replacing_its_labelme_files_reads_the_output_list_once_for_them(
+        make_checkpoint, photos, tmp_path, monkeypatch) -> None:
+    from fcnseg.inference import files
+
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "labelme") == 0
+    reads, original = [], files.read_manifest
+    monkeypatch.setattr(files, "read_manifest", lambda folder: reads.append(folder) or
+                        original(folder))
+    entries = PreAnnotations(out, "labelme", class_names=("a", "b", "c", "d"))
+    pred = Prediction(np.zeros((8, 8), np.uint8), np.zeros((0, 0, 3), np.uint8),
+                      class_names=("a", "b", "c", "d"))
+    for k in range(3):
+        entries.add(photos / f"p{k}.png", f"p{k}", pred)
+    written, problems = entries.write()
+    assert len(written) == 3 and problems == []
+    assert reads.count(out) == 1

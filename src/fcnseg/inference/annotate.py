@@ -230,6 +230,7 @@ class PreAnnotations:
         self._problems: list[str] = []
         self.kept: list[str] = []
         self.notes: list[str] = []
+        self._own = OwnOutputs()  # the manifests as the images' writes left them: read once
         if not entries:  # no image segmented: an empty file would read as "nothing found"
             return written, self._problems
         if self.rank:
@@ -268,12 +269,11 @@ class PreAnnotations:
 
     def _save(self, relative: str, data: bytes) -> Path | None:
         path = self.out_dir / relative
-        own = OwnOutputs()
-        if path.exists() and path not in own:
+        if path.exists() and path not in self._own:
             self._problems.append(f"{path}: exists and was not written by fcnseg predict; "
                                   f"not replaced (choose another --out)")
             return None
-        if path.exists() and own.edited(path):
+        if path.exists() and self._own.edited(path):
             self.kept.append(f"{path}: edited since fcnseg predict wrote it; kept, not "
                              f"replaced by the new prediction")
             return None

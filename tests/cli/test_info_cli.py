@@ -962,8 +962,8 @@ def test_a_predict_output_folder_lists_its_stopped_rasters_in_json(tiny_checkpoi
     assert rec["stopped_rasters"] == ["scene.tif"] and rec["counts"] == {"counts.csv": 2}
 
 
-def test_a_folder_predict_wrote_rasters_alone_into_is_described_by_them(tiny_checkpoint,
-                                                                        tmp_path, capsys):
+def _predicted_raster(tiny_checkpoint, tmp_path, capsys) -> dict:
+    """``fcnseg info --json`` of the folder predict wrote one GeoTIFF's outputs into."""
     import numpy as np
     import tifffile
     from geotags import GEOTIFF_TAGS
@@ -975,5 +975,16 @@ def test_a_folder_predict_wrote_rasters_alone_into_is_described_by_them(tiny_che
                  str(tmp_path / "scene.tif"), "--out", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["info", str(out), "--json"]) == 0
-    rec = json.loads(capsys.readouterr().out)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_folder_predict_wrote_rasters_alone_into_is_described_by_them(tiny_checkpoint,
+                                                                        tmp_path, capsys):
+    rec = _predicted_raster(tiny_checkpoint, tmp_path, capsys)
     assert (rec["kind"], rec["finished_rasters"], rec["label_pngs"]) == ("predict_output", 1, 0)
+
+
+def test_the_size_of_a_predict_folder_counts_its_label_geotiffs(tiny_checkpoint, tmp_path,
+                                                                capsys):
+    rec = _predicted_raster(tiny_checkpoint, tmp_path, capsys)
+    assert rec["file_bytes"] >= (tmp_path / "preds" / "scene.tif").stat().st_size > 0

@@ -168,11 +168,13 @@ def output_folder_record(folder: Path) -> dict[str, Any] | None:
             header = f.readline().rstrip("\r\n").split(",")
             if header[0] == "path" and header[-1] == NO_DATA:
                 counts[table.name] = sum(1 for line in f if line.strip())
-    return {**rec, "kind": "predict_output", "file_bytes": sum(p.stat().st_size for p in listed),
+    done, stopped = ([p.with_name(p.name.removesuffix(end)) for p in folder.rglob(f"*.tif{end}")]
+                     for end in (DONE_RECORD, PARTIAL_RECORD))  # label GeoTIFFs, not listed
+    return {**rec, "kind": "predict_output",
+            "file_bytes": sum(p.stat().st_size for p in [*listed, *done, *stopped] if p.is_file()),
             "label_pngs": sum(p.name.endswith("_label.png") for p in listed),
-            "finished_rasters": len(list(folder.rglob(f"*.tif{DONE_RECORD}"))),
-            "stopped_rasters": sorted(p.relative_to(folder).as_posix().removesuffix(
-                PARTIAL_RECORD) for p in folder.rglob(f"*{PARTIAL_RECORD}")),
+            "finished_rasters": len(done),
+            "stopped_rasters": sorted(p.relative_to(folder).as_posix() for p in stopped),
             "failed": len(failed), "counts": counts}
 
 

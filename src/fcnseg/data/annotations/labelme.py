@@ -20,6 +20,7 @@ from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
     Annotations,
     Shape,
+    find_picture,
     load_json,
     positive_size,
     printable,
@@ -79,9 +80,8 @@ def read_labelme_file(path: Path, name: str, images: Path | None = None) -> Anno
     if isinstance(image_path, str) and image_path:
         given = path.parent / image_path.replace("\\", "/")
         # a path of another machine (C:\Users\bob\IMG.jpg): the picture of its name
-        found = (p for p in (given, *(f / given.name for f in (images, path.parent) if f))
-                 if p.is_file())
-        item.image_path = next(found, given)
+        item.image_path = find_picture(
+            [given, *(folder / given.name for folder in (images, path.parent) if folder)], given)
         item.image_name = image_path
     if isinstance(data.get("imageData"), str) and data["imageData"]:
         try:

@@ -146,3 +146,24 @@ def test_a_resumed_run_stopped_while_it_starts_reports_its_checkpoints_iteration
     monkeypatch.setattr(trainer, "build_setup", slow_set_up)
     result = trainer.train(load_config(tiny_recipe()), resume=True, out=tmp_path / "run")
     assert (result.status, result.iteration) == ("interrupted", 3)
+
+
+def test_a_resumed_run_stopped_while_it_starts_says_its_last_pt_is_kept_to_resume(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fcnseg.engine import trainer
+    from fcnseg.engine.config import load_config
+
+    trainer.train(load_config(tiny_recipe(train={"iterations": 3})), out=tmp_path / "run")
+
+    def slow_set_up(*args: object, **kwargs: object) -> None:  # as the model is built again
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler acts before this returns
+        raise AssertionError("the set-up ran to its end")
+
+    monkeypatch.setattr(trainer, "build_setup", slow_set_up)
+    capsys.readouterr()
+    trainer.train(load_config(tiny_recipe()), resume=True, out=tmp_path / "run")
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"stopped by signal 15 before the first step; {tmp_path / 'run' / 'last.pt'} "
+        f"(iteration 3) kept; run the same command to resume from it")

@@ -168,8 +168,10 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
         except KeyboardInterrupt:
             if stop.signum is None:
                 raise
-            say(f"stopped by signal {stop.signum} before the first step; no checkpoint saved; "
-                f"run the same command to start again")
+            say(f"stopped by signal {stop.signum} before the first step; "
+                + (f"{run_dir / 'last.pt'} (iteration {resumed['iteration']}) kept; run the same "
+                   f"command to resume from it" if resumed else
+                   "no checkpoint saved; run the same command to start again"))
             return TrainResult(out=run_dir, iteration=resumed["iteration"] if resumed else 0,
                                status="interrupted", signal=stop.signum)
         stop.at_once = False

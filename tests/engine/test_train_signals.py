@@ -16,6 +16,7 @@ from _train_helpers import tiny_recipe, write_recipe
 from torch.utils.data import DataLoader
 
 from fcnseg.engine.signals import ignore_stop_signals, start_batches
+from fcnseg.engine.trainer import TrainResult
 
 
 def test_a_worker_outlives_sigterm_from_another_process_and_ends_on_its_parents() -> None:
@@ -130,9 +131,9 @@ def test_a_sigterm_while_the_model_is_built_says_so_and_exits_by_it(
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_a_resumed_run_stopped_while_it_starts_reports_its_checkpoints_iteration(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:
+def _resume_stopped_while_it_starts(monkeypatch: pytest.MonkeyPatch,
+                                    tmp_path: Path) -> TrainResult:
+    """A 3-iteration run, resumed with a SIGTERM while its model is built again: the result."""
     from fcnseg.engine import trainer
     from fcnseg.engine.config import load_config
 
@@ -144,26 +145,20 @@ def test_a_resumed_run_stopped_while_it_starts_reports_its_checkpoints_iteration
         raise AssertionError("the set-up ran to its end")
 
     monkeypatch.setattr(trainer, "build_setup", slow_set_up)
-    result = trainer.train(load_config(tiny_recipe()), resume=True, out=tmp_path / "run")
+    return trainer.train(load_config(tiny_recipe()), resume=True, out=tmp_path / "run")
+
+
+def test_a_resumed_run_stopped_while_it_starts_reports_its_checkpoints_iteration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    result = _resume_stopped_while_it_starts(monkeypatch, tmp_path)
     assert (result.status, result.iteration) == ("interrupted", 3)
 
 
 def test_a_resumed_run_stopped_while_it_starts_says_its_last_pt_is_kept_to_resume(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from fcnseg.engine import trainer
-    from fcnseg.engine.config import load_config
-
-    trainer.train(load_config(tiny_recipe(train={"iterations": 3})), out=tmp_path / "run")
-
-    def slow_set_up(*args: object, **kwargs: object) -> None:  # as the model is built again
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(30)  # the handler acts before this returns
-        raise AssertionError("the set-up ran to its end")
-
-    monkeypatch.setattr(trainer, "build_setup", slow_set_up)
-    capsys.readouterr()
-    trainer.train(load_config(tiny_recipe()), resume=True, out=tmp_path / "run")
+    _resume_stopped_while_it_starts(monkeypatch, tmp_path)
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         f"stopped by signal 15 before the first step; {tmp_path / 'run' / 'last.pt'} "
         f"(iteration 3) kept; run the same command to resume from it")

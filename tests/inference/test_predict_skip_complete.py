@@ -329,14 +329,10 @@ def test_annotations_of_a_resumed_run_hold_the_images_complete_already(capsys, c
     assert (out / "annotations.coco.json").read_text() == whole
 
 
-def test_a_complete_images_label_png_is_read_once_for_counts_and_annotations(
-        capsys, checkpoint, photos, tmp_path, monkeypatch):
+def _label_png_reads(monkeypatch):
+    """The names of the label PNGs predict reads from now on, in order."""
     import fcnseg.cli.predict as predict_cli
 
-    out, options = tmp_path / "out", ("--format", "coco", "--counts", str(tmp_path / "n.csv"))
-    predict(capsys, checkpoint, photos, out, *options)
-    (out / "b_label.png").unlink()  # b is predicted again, a is complete
-    (tmp_path / "n.csv").unlink()  # its rows counted again
     read, original = [], predict_cli.read_label_png
 
     def recording(path):
@@ -344,22 +340,24 @@ def test_a_complete_images_label_png_is_read_once_for_counts_and_annotations(
         return original(path)
 
     monkeypatch.setattr(predict_cli, "read_label_png", recording)
+    return read
+
+
+def test_a_complete_images_label_png_is_read_once_for_counts_and_annotations(
+        capsys, checkpoint, photos, tmp_path, monkeypatch):
+    out, options = tmp_path / "out", ("--format", "coco", "--counts", str(tmp_path / "n.csv"))
+    predict(capsys, checkpoint, photos, out, *options)
+    (out / "b_label.png").unlink()  # b is predicted again, a is complete
+    (tmp_path / "n.csv").unlink()  # its rows counted again
+    read = _label_png_reads(monkeypatch)
     predict(capsys, checkpoint, photos, out, *options, "--skip-complete")
     assert read == ["a_label.png"]
 
 
 def test_a_resumed_count_reads_no_label_png_of_an_image_whose_row_it_holds(
         capsys, checkpoint, photos, tmp_path, monkeypatch):
-    import fcnseg.cli.predict as predict_cli
-
     out, options = tmp_path / "out", ("--counts", str(tmp_path / "n.csv"))
     predict(capsys, checkpoint, photos, out, *options)
-    read, original = [], predict_cli.read_label_png
-
-    def recording(path):
-        read.append(path.name)
-        return original(path)
-
-    monkeypatch.setattr(predict_cli, "read_label_png", recording)
+    read = _label_png_reads(monkeypatch)
     predict(capsys, checkpoint, photos, out, *options, "--skip-complete")
     assert read == []

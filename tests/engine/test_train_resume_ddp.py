@@ -111,16 +111,24 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     assert [r["num_images"] for r in records if r.get("split") == "val"] == [4, 4]
 
 
-@pytest.mark.skipif(not READABLE, reason="processes read in /proc")
-def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) -> None:
+def _signal_one_worker(tmp_path: Path, kill_option: str, rank: int,
+                       processes: int = 2) -> tuple[subprocess.Popen, str]:
+    """A long DDP training run into tmp_path/run whose process of ``rank`` gets ``kill
+    kill_option`` once last.pt is saved: the launcher, once ended, and what it printed."""
     recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
         train={"iterations": 100000, "checkpoint_every": 3, "eval_every": 100000,
                "log_every": 100000}))
-    run = tmp_path / "run"
-    launcher = start_ddp_training(recipe, run)
-    _wait_for(run / "last.pt", launcher)
-    subprocess.run(["kill", "-9", str(worker_with_rank(launcher, 1))], check=True)
+    launcher = start_ddp_training(recipe, tmp_path / "run", processes=processes)
+    _wait_for(tmp_path / "run" / "last.pt", launcher)
+    subprocess.run(["kill", kill_option, str(worker_with_rank(launcher, rank))], check=True)
     out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
+    return launcher, out
+
+
+@pytest.mark.skipif(not READABLE, reason="processes read in /proc")
+def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    launcher, out = _signal_one_worker(tmp_path, "-9", rank=1)
     assert launcher.returncode != 0
     saved_at = load_checkpoint(run / "last.pt")["iteration"]
     lines = [line for line in out.splitlines() if line.startswith("fcnseg train: error:")]
@@ -136,14 +144,8 @@ def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) 
 @pytest.mark.skipif(not READABLE, reason="processes read in /proc")
 def test_a_lost_process_is_reported_once_by_the_processes_left(tmp_path: Path) -> None:
     # Rank 0 lost: the two processes left both see it, and one of them says it.
-    recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
-        train={"iterations": 100000, "checkpoint_every": 3, "eval_every": 100000,
-               "log_every": 100000}))
     run = tmp_path / "run"
-    launcher = start_ddp_training(recipe, run, processes=3)
-    _wait_for(run / "last.pt", launcher)
-    subprocess.run(["kill", "-9", str(worker_with_rank(launcher, 0))], check=True)
-    out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
+    launcher, out = _signal_one_worker(tmp_path, "-9", rank=0, processes=3)
     assert launcher.returncode != 0
     lines = [line for line in out.splitlines() if line.startswith("fcnseg train: error:")]
     assert len(lines) == 1, out
@@ -154,14 +156,8 @@ def test_a_lost_process_is_reported_once_by_the_processes_left(tmp_path: Path) -
 
 @pytest.mark.skipif(not READABLE, reason="processes read in /proc")
 def test_a_sigterm_to_one_process_stops_every_process_with_one_line(tmp_path: Path) -> None:
-    recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
-        train={"iterations": 100000, "checkpoint_every": 3, "eval_every": 100000,
-               "log_every": 100000}))
     run = tmp_path / "run"
-    launcher = start_ddp_training(recipe, run)
-    _wait_for(run / "last.pt", launcher)
-    subprocess.run(["kill", "-TERM", str(worker_with_rank(launcher, 1))], check=True)
-    out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
+    _, out = _signal_one_worker(tmp_path, "-TERM", rank=1)
     saved_at = load_checkpoint(run / "last.pt")["iteration"]
     lines = [line for line in out.splitlines() if line.startswith("stopped by signal")]
     assert lines == [f"stopped by signal 15 at iteration {saved_at}; saved {run / 'last.pt'}; "

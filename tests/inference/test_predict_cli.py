@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -179,20 +180,26 @@ def test_a_second_run_into_the_input_folder_leaves_its_own_outputs_alone(
     assert main(argv[:3] + [str(root / "*.png"), *argv[4:]]) == 0
 
 
-def test_a_read_only_output_location_is_a_one_line_error(make_checkpoint, images, tmp_path,
-                                                         capsys) -> None:
-    # A read-only file system refuses root too (file permissions would not).
-    readonly = tmp_path / "readonly"
-    readonly.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
-                              str(readonly)], capture_output=True)
+@contextlib.contextmanager
+def _read_only_folder(folder: Path) -> Iterator[Path]:
+    """``folder`` as a read-only file system while in use (one refuses root too, where file
+    permissions would not); the test is skipped where a tmpfs cannot be mounted."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             capture_output=True)
     if mounted.returncode != 0:
         pytest.skip("cannot mount a read-only tmpfs here (needs root)")
     try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_output_location_is_a_one_line_error(make_checkpoint, images, tmp_path,
+                                                         capsys) -> None:
+    with _read_only_folder(tmp_path / "readonly") as readonly:
         rc = main(["predict", "--checkpoint", str(make_checkpoint("same")),
                    str(images / "x.png"), "--out", str(readonly / "preds"), "--no-progress"])
-    finally:
-        subprocess.run(["umount", str(readonly)], check=True)
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -201,17 +208,9 @@ def test_a_read_only_output_location_is_a_one_line_error(make_checkpoint, images
 
 def test_a_read_only_output_folder_is_one_line_before_any_image(make_checkpoint, images,
                                                                 tmp_path, capsys) -> None:
-    readonly = tmp_path / "readonly"
-    readonly.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
-                              str(readonly)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    try:
+    with _read_only_folder(tmp_path / "readonly") as readonly:
         rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images),
                    "--out", str(readonly), "--no-progress"])
-    finally:
-        subprocess.run(["umount", str(readonly)], check=True)
     err = capsys.readouterr().err
     assert rc == 2
     assert err == (f"fcnseg predict: error: output folder {readonly}: cannot write in it "

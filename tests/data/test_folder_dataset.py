@@ -107,33 +107,25 @@ def test_grey_masks_with_alpha_give_their_values(tmp_path):
     np.testing.assert_array_equal(FolderSegmentation(tmp_path)[0][1], [[0, 2]])
 
 
-def test_masks_named_with_a_suffix_are_said_to_need_mask_suffix(tmp_path, caplog):
-    make_folder(tmp_path, {"a_mask": index_mask([[0, 1]])}, {"classes": ["bg", "road"]})
-    (tmp_path / "images" / "a_mask.png").rename(tmp_path / "images" / "a.png")
+# 1.png ... 10.png: '10_mask.png' sorts before '1_mask.png' and starts with '1' too
+@pytest.mark.parametrize("stems", [["a"], ["1", "10"]], ids=["named", "numbered"])
+def test_masks_named_with_a_suffix_are_said_to_need_mask_suffix(tmp_path, caplog, stems):
+    make_folder(tmp_path, {f"{stem}_mask": index_mask([[0, 1]]) for stem in stems},
+                {"classes": ["bg", "road"]})
+    for stem in stems:
+        (tmp_path / "images" / f"{stem}_mask.png").rename(tmp_path / "images" / f"{stem}.png")
     with caplog.at_level(logging.WARNING, logger="fcnseg.data"):
         FolderSegmentation(tmp_path)
     assert [r.message for r in caplog.records if "mask_suffix" in r.message] == [
-        f"{tmp_path / 'masks'}: no mask has the name of an image (such as a); masks such as "
-        f"a_mask.png are found with mask_suffix: _mask.png in {tmp_path / 'dataset.yaml'}"]
+        f"{tmp_path / 'masks'}: no mask has the name of an image (such as {stems[0]}); masks "
+        f"such as {stems[0]}_mask.png are found with mask_suffix: _mask.png in "
+        f"{tmp_path / 'dataset.yaml'}"]
 
 
 def test_a_split_list_saved_with_a_byte_order_mark_gives_its_first_name(tmp_path):
     make_folder(tmp_path, {s: index_mask([[0, 1]]) for s in ("a", "b")}, {"classes": ["x", "y"]})
     (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbfa\r\nb\r\n")  # Notepad's UTF-8
     assert FolderSegmentation(tmp_path, "train").ids == ["a", "b"]
-
-
-def test_numbered_masks_with_a_suffix_are_said_to_need_that_suffix(tmp_path, caplog):
-    # 1.png ... 10.png: '10_mask.png' sorts before '1_mask.png' and starts with '1' too
-    make_folder(tmp_path, {f"{k}_mask": index_mask([[0, 1]]) for k in (1, 10)},
-                {"classes": ["bg", "road"]})
-    for k in (1, 10):
-        (tmp_path / "images" / f"{k}_mask.png").rename(tmp_path / "images" / f"{k}.png")
-    with caplog.at_level(logging.WARNING, logger="fcnseg.data"):
-        FolderSegmentation(tmp_path)
-    assert [r.message for r in caplog.records if "mask_suffix" in r.message] == [
-        f"{tmp_path / 'masks'}: no mask has the name of an image (such as 1); masks such as "
-        f"1_mask.png are found with mask_suffix: _mask.png in {tmp_path / 'dataset.yaml'}"]
 
 
 def test_binary_0_255_masks_are_remapped(tmp_path):

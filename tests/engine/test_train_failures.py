@@ -457,17 +457,25 @@ def _group_with_store(monkeypatch: pytest.MonkeyPatch, store: object):
     return distributed.DistInfo(1, 3, 1, torch.device("cpu"), owns_group=True)
 
 
-def test_the_processes_left_count_themselves_in_the_store_torchrun_names(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A real store at MASTER_ADDR:MASTER_PORT, as torchrun's launcher holds it.
+@pytest.fixture
+def store_at_master_address(monkeypatch: pytest.MonkeyPatch) -> object:
+    """A real store at MASTER_ADDR:MASTER_PORT, as torchrun's launcher holds it."""
     import torch.distributed as dist
-
-    from fcnseg.engine.distributed import DistInfo, first_to_report_loss
 
     server = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(server.port))
+    return server
+
+
+@pytest.mark.usefixtures("store_at_master_address")
+def test_the_processes_left_count_themselves_in_the_store_torchrun_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch.distributed as dist
+
+    from fcnseg.engine.distributed import DistInfo, first_to_report_loss
+
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
     info = DistInfo(1, 3, 1, torch.device("cpu"), owns_group=True)
     assert [first_to_report_loss(info) for _ in range(2)] == [True, False]
@@ -517,16 +525,10 @@ def test_a_process_left_reports_the_loss_when_the_store_went_with_the_lost_one(
     assert first_to_report_loss(_group_with_store(monkeypatch, GoneStore()))
 
 
-def test_a_stop_signal_posted_by_one_process_is_read_by_another(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import torch.distributed as dist
-
+@pytest.mark.usefixtures("store_at_master_address")
+def test_a_stop_signal_posted_by_one_process_is_read_by_another() -> None:
     from fcnseg.engine.distributed import stop_board
 
-    server = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(server.port))
     posting, reading = stop_board(True), stop_board(True)
     assert reading(None) is None
     assert (posting(15), reading(None)) == (15, 15)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from traced import peak_traced
 
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
@@ -189,16 +190,10 @@ def test_brush_code_of_16_bit_words_is_drawn_where_its_alpha_is_above_0() -> Non
 
 
 def test_brush_code_of_a_mask_takes_a_few_bytes_a_pixel() -> None:
-    import tracemalloc
 
     yy, xx = np.mgrid[:1000, :1000]
     mask = (yy - 500) ** 2 + (xx - 500) ** 2 < 300 ** 2
-    tracemalloc.start()
-    try:
-        encode_brush_rle(mask)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    _, peak = peak_traced(lambda: encode_brush_rle(mask))
     # the runs found on the pixels, not on four RGBA values a pixel held as bytes and bits
     assert peak < 4 * mask.size
 

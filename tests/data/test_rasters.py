@@ -8,6 +8,7 @@ import tifffile
 import yaml
 from ondisk import record_reads
 from PIL import Image
+from traced import peak_traced
 
 from fcnseg.data import FolderSegmentation
 from fcnseg.data.errors import DataError
@@ -361,17 +362,11 @@ def test_pictures_stretch_the_rgb_bands_from_2_to_98_percent():
 
 
 def test_a_picture_of_bands_takes_a_few_bytes_a_pixel_beyond_itself():
-    import tracemalloc
 
     from fcnseg.data.rasters import display_rgb
 
     a = uint16_scene(1000, 1000, n=5)
-    tracemalloc.start()
-    try:
-        display_rgb(a, BANDS, ["red", "green", "blue"])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    _, peak = peak_traced(lambda: display_rgb(a, BANDS, ["red", "green", "blue"]))
     # A band at a time in float64 (8 bytes), its float32 copy (4) and the picture (3), not
     # three float64 bands stacked and rounded (80 bytes a pixel): a raster preview of
     # 2,048² pixels takes about 80 MB here, not 340.

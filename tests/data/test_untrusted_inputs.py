@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from traced import peak_traced
 
 from fcnseg.cli.main import main
 
@@ -124,19 +125,13 @@ def test_import_refuses_hostile_json_in_one_line_naming_the_file(
 def test_a_16_bit_colour_png_takes_little_more_than_its_samples_to_read(tmp_path: Path) -> None:
     # A PNG bomb of 16-bit samples at the pixel limit (a few hundred KB of zeros) must cost
     # its samples and one decode's copy, not several uint16 temporaries besides.
-    import tracemalloc
 
     from ondisk import save_png_16
 
     from fcnseg.data.images import read_samples
 
     png = save_png_16(tmp_path / "c16.png", np.zeros((600, 800, 4), np.uint16))
-    tracemalloc.start()
-    try:
-        samples = read_samples(png)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    samples, peak = peak_traced(lambda: read_samples(png))
     assert samples.dtype == np.uint16 and samples.shape == (600, 800, 4)
     # The samples, plus one decode's 8-bit copy (Pillow joins its bytes from chunks: twice
     # that at its peak); the uint16 temporaries of a shift and an OR took over 3 times.

@@ -12,6 +12,7 @@ import torch
 from floats import assert_close_to_scale, assert_labels_match
 from ondisk import record_reads
 from torch import nn
+from traced import peak_traced
 
 from fcnseg.inference.rasters import (
     NODATA_LABEL,
@@ -384,7 +385,6 @@ def test_the_preview_of_bands_shows_each_class_in_its_legend_colour(tmp_path):
 @pytest.mark.parametrize("blocks", [None, 64], ids=["strips", "tiles"])
 def test_the_preview_holds_a_strip_of_the_raster_not_the_whole_raster(tmp_path, monkeypatch,
                                                                       blocks):
-    import tracemalloc
 
     import tifffile  # noqa: F401 - imported before tracing: the peak is the preview's alone
 
@@ -402,14 +402,9 @@ def test_the_preview_holds_a_strip_of_the_raster_not_the_whole_raster(tmp_path, 
                            count=a.shape[2], dtype=a.dtype, crs="EPSG:32632",
                            transform=TRANSFORM, **tiling) as ds:
             ds.write(np.moveaxis(a, -1, 0))
-    tracemalloc.start()
-    try:
-        rasters.write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
-                                     tmp_path / "in_overlay.png", voc_palette(),
-                                     style=PictureStyle(legend=False))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    _, peak = peak_traced(lambda: rasters.write_raster_preview(
+        tmp_path / "in.tif", tmp_path / "label.tif", tmp_path / "in_overlay.png", voc_palette(),
+        style=PictureStyle(legend=False)))
     assert peak < array.nbytes / 4  # a few strips of the 29 MB raster, not all of it
     pixels, _, step = rasters._picture_pixels(tmp_path / "in.tif", None, None)
     assert step == 50

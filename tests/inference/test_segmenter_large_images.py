@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from floats import assert_close_to_scale, assert_labels_match
 from PIL import Image
 from torch import nn
+from traced import peak_traced
 
 from fcnseg.cli.main import main
 from fcnseg.data.palette import voc_palette
@@ -198,7 +199,6 @@ def test_probabilities_asked_for_a_class_the_model_lacks_are_refused_in_one_line
 
 
 def test_a_large_photos_probabilities_are_written_to_a_file_not_held_in_memory() -> None:
-    import tracemalloc
 
     classes = [f"c{i}" for i in range(8)]
 
@@ -206,13 +206,8 @@ def test_a_large_photos_probabilities_are_written_to_a_file_not_held_in_memory()
         return torch.ones((len(batch), len(classes), *batch.shape[1:3]))
 
     reader = held_raster(np.zeros((1024, 1024, 3), np.uint8))
-    tracemalloc.start()
-    try:
-        probs = segment_tiles(run, reader, classes, TileSettings(tile=256, batch_size=2,
-                                                                 probs=True))["probs"]
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    settings = TileSettings(tile=256, batch_size=2, probs=True)
+    probs, peak = peak_traced(lambda: segment_tiles(run, reader, classes, settings)["probs"])
     assert probs.shape == (8, 1024, 1024) and np.allclose(probs[:, ::97, ::89], 1 / 8)
     assert peak < probs.nbytes / 2  # 32 MiB of probabilities
 
@@ -234,7 +229,6 @@ def test_probabilities_without_room_for_their_file_are_one_error_not_a_crash(
 
 
 def test_a_large_photos_uncertainty_maps_take_a_few_tiles_of_memory() -> None:
-    import tracemalloc
 
     from fcnseg.inference.calibration import uncertainty_maps
 
@@ -247,11 +241,6 @@ def test_a_large_photos_uncertainty_maps_take_a_few_tiles_of_memory() -> None:
     reader = held_raster(np.zeros((2048, 2048, 3), np.uint8))
     probs = segment_tiles(run, reader, classes, TileSettings(tile=tile, batch_size=2,
                                                              probs=True))["probs"]
-    tracemalloc.start()
-    try:
-        maps = uncertainty_maps(probs)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    maps, peak = peak_traced(lambda: uncertainty_maps(probs))
     written = sum(values.nbytes for values, _, _ in maps.values())  # two H×W float32 maps
     assert peak < written + 4 * len(classes) * tile * tile * 4  # and a few tiles' floats
